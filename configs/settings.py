@@ -123,9 +123,7 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.kb.default_embed_model not in self.embed_models:
             known = ", ".join(sorted(self.embed_models))
-            raise ValueError(
-                f"kb.default_embed_model {self.kb.default_embed_model!r} is not in embed_models ({known})"
-            )
+            raise ValueError(f"kb.default_embed_model {self.kb.default_embed_model!r} is not in embed_models ({known})")
         return self
 
     @property

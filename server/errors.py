@@ -26,6 +26,10 @@ class InvalidName(InvalidInput):
     """A knowledge-base name or file path that cannot be used."""
 
 
+class Unauthorized(ZhikuError):
+    status_code = 401
+
+
 class KnowledgeBaseNotFound(ZhikuError):
     status_code = 404
 
@@ -78,6 +82,10 @@ class StoreUnavailable(ZhikuError):
 
 class StoreCorrupted(ZhikuError):
     status_code = 500
+
+
+class StorageError(ZhikuError):
+    """The disk or database refused a write; nothing was changed."""
 
 
 class ConfigError(ZhikuError):

@@ -74,5 +74,8 @@ class VectorStore(Protocol):
 
     def count(self) -> int: ...
 
+    def flush(self) -> None:
+        """Persist pending writes."""
+
     def close(self) -> None:
         """Flush and release resources; the store may be reopened later."""

@@ -1,0 +1,149 @@
+"""Create the registry, (re)build vector stores from the content folders, and tidy up.
+
+Examples:
+  python init_database.py --create-tables
+  python init_database.py --recreate-vs                 # every KB folder under data_dir
+  python init_database.py --recreate-vs -n samples -e all-MiniLM-L6-v2
+  python init_database.py -i -n samples                 # only new or changed files
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from sqlalchemy import make_url
+from tqdm import tqdm
+
+from configs import load_settings
+from server.bootstrap import build_context, close_context, configure_logging
+from server.db.schema import clear_tables
+from server.errors import ZhikuError
+from server.knowledge_base import maintenance
+from server.knowledge_base.context import KbContext
+from server.knowledge_base.files import FileService
+from server.knowledge_base.ingest import ChunkParams
+from server.knowledge_base.rebuild import RebuildProgress, RebuildTarget, recreate_vector_store
+from server.knowledge_base.service import KnowledgeBaseService
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Zhiku registry and vector store maintenance.")
+    parser.add_argument("--create-tables", action="store_true", help="create or upgrade the registry tables")
+    parser.add_argument("--recreate-vs", action="store_true", help="rebuild vector stores from content folders")
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="with --recreate-vs: only KBs that are unregistered or have no vectors yet",
+    )
+    parser.add_argument("--clear-tables", action="store_true", help="empty the registry (files stay on disk)")
+    parser.add_argument("-u", "--update-in-db", action="store_true", help="re-vectorize the files in the registry")
+    parser.add_argument("-i", "--increment", action="store_true", help="vectorize only new or changed files")
+    parser.add_argument("--prune-db", action="store_true", help="forget files that were deleted from disk")
+    parser.add_argument("--prune-folder", action="store_true", help="delete files that are not in the registry")
+    parser.add_argument("-n", "--kb-name", nargs="+", default=[], help="only these knowledge bases")
+    parser.add_argument("-e", "--embed-model", help="embedding model for --recreate-vs (switches the KB to it)")
+    parser.add_argument("--vs-type", help="vector store type for --recreate-vs (moves the KB to it)")
+    return parser.parse_args(argv)
+
+
+def target_kbs(ctx: KbContext, names: list[str]) -> list[str]:
+    if names:
+        return names
+    return sorted(set(maintenance.folder_kb_names(ctx.data_dir)) | set(KnowledgeBaseService(ctx).list_names()))
+
+
+def defaults(ctx: KbContext) -> ChunkParams:
+    return ChunkParams(ctx.defaults.chunk_size, ctx.defaults.chunk_overlap, ctx.defaults.zh_title_enhance)
+
+
+def recreate(ctx: KbContext, args: argparse.Namespace) -> dict[str, str]:
+    kbs = KnowledgeBaseService(ctx)
+    failed: dict[str, str] = {}
+    for name in target_kbs(ctx, args.kb_name):
+        if args.missing and not maintenance.needs_build(ctx, name):
+            continue
+        if name not in kbs.list_names():
+            kbs.create(name, vs_type=args.vs_type, embed_model=args.embed_model)
+        with tqdm(desc=f"rebuild {name}", unit="file", file=sys.stderr) as bar:
+
+            def advance(progress: RebuildProgress, bar: tqdm = bar) -> None:
+                bar.total = progress.total
+                bar.set_postfix_str(progress.doc[-40:])
+                bar.update(1)
+
+            target = RebuildTarget(args.vs_type, args.embed_model)
+            result = recreate_vector_store(ctx, name, params=defaults(ctx), target=target, on_progress=advance)
+        failed.update({f"{name}/{file}": reason for file, reason in result.items()})
+    return failed
+
+
+def per_kb(ctx: KbContext, names: list[str], action: Callable[[str], list[str]], verb: str) -> None:
+    for name in target_kbs(ctx, names):
+        done = action(name)
+        print(f"{name}: {verb} {len(done)} files" + (f" ({', '.join(done[:5])}...)" if done else ""))
+
+
+def revectorize(ctx: KbContext, names: list[str], pick: Callable[[str], list[str]]) -> dict[str, str]:
+    files = FileService(ctx)
+    failed: dict[str, str] = {}
+    for name in target_kbs(ctx, names):
+        chosen = pick(name)
+        for file_name in tqdm(chosen, desc=f"vectorize {name}", unit="file", file=sys.stderr):
+            errors = files.update(name, [file_name], params=defaults(ctx))
+            failed.update({f"{name}/{f}": e.message for f, e in errors.items()})
+    return failed
+
+
+def run(ctx: KbContext, args: argparse.Namespace) -> dict[str, str]:
+    failed: dict[str, str] = {}
+    if args.clear_tables:
+        clear_tables(ctx.sessions.kw["bind"])
+        print("registry cleared (files on disk are untouched)")
+    if args.recreate_vs:
+        failed.update(recreate(ctx, args))
+    if args.update_in_db:
+        failed.update(revectorize(ctx, args.kb_name, lambda n: list(maintenance.registered_files(ctx, n))))
+    if args.increment:
+        failed.update(revectorize(ctx, args.kb_name, lambda n: maintenance.changed_files(ctx, n)))
+    if args.prune_db:
+        per_kb(ctx, args.kb_name, lambda n: maintenance.prune_db(ctx, n), "forgot")
+    if args.prune_folder:
+        per_kb(ctx, args.kb_name, lambda n: maintenance.prune_folder(ctx, n), "deleted")
+    return failed
+
+
+def summarize(ctx: KbContext, failed: dict[str, str], seconds: float, database: str) -> None:
+    for name, reason in failed.items():
+        print(f"  skipped {name}: {reason}", file=sys.stderr)
+    for kb in KnowledgeBaseService(ctx).list_details():
+        print(f"{kb.name}: {kb.file_count} files, {kb.vs_type}/{kb.embed_model}")
+    print(f"done in {seconds:.1f}s; {len(failed)} files skipped; database {database}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        settings = load_settings()
+        configure_logging("WARNING")
+        ctx = build_context(settings)
+    except ZhikuError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    try:
+        failed = run(ctx, args)
+        database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+        summarize(ctx, failed, time.perf_counter() - started, database)
+    except ZhikuError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        close_context(ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

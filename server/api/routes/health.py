@@ -1,0 +1,20 @@
+"""Liveness and the root redirect."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse
+
+from server import __version__
+
+router = APIRouter(tags=["Server"])
+
+
+@router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse("/docs")
+
+
+@router.get("/health", summary="Liveness check (no API key needed)")
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}

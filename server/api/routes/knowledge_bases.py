@@ -1,0 +1,71 @@
+"""Knowledge-base routes (Chatchat 0.2 paths and fields)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
+
+from server.api.deps import KbService
+from server.api.envelope import Envelope
+from server.errors import InvalidInput
+
+router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
+
+KbName = Annotated[str, Body(description="knowledge base name (Unicode allowed, at most 64 characters)")]
+
+
+class CreateKb(BaseModel):
+    knowledge_base_name: str = Field(examples=["samples"])
+    vector_store_type: str | None = Field(None, description="faiss (default from settings)")
+    embed_model: str | None = Field(None, description="a key of embed_models in the settings")
+    kb_info: str = ""
+
+
+@router.get("/list_knowledge_bases", summary="List knowledge base names")
+def list_knowledge_bases(kbs: KbService) -> Envelope:
+    return Envelope(kbs.list_names())
+
+
+@router.get("/list_knowledge_base_details", summary="Knowledge bases with store, model and file count")
+def list_knowledge_base_details(kbs: KbService) -> Envelope:
+    return Envelope(kbs.list_details())
+
+
+@router.post("/create_knowledge_base", summary="Create a knowledge base")
+def create_knowledge_base(kbs: KbService, body: CreateKb) -> Envelope:
+    summary = kbs.create(
+        body.knowledge_base_name, vs_type=body.vector_store_type, embed_model=body.embed_model, info=body.kb_info
+    )
+    return Envelope(summary, f"created knowledge base {summary.name}")
+
+
+def _kb_name_from(body: Any) -> str:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict) and isinstance(body.get("knowledge_base_name"), str):
+        return str(body["knowledge_base_name"])
+    raise InvalidInput('send the knowledge base name as a JSON string ("kb") or {"knowledge_base_name": "kb"}')
+
+
+@router.post("/delete_knowledge_base", summary="Delete a knowledge base, its files and vectors")
+def delete_knowledge_base(
+    kbs: KbService,
+    body: Annotated[str | dict[str, Any], Body(examples=["samples"])],
+) -> Envelope:
+    name = _kb_name_from(body)
+    kbs.delete(name)
+    return Envelope(None, f"deleted knowledge base {name}")
+
+
+@router.post("/update_info", summary="Change a knowledge base's description")
+def update_info(
+    kbs: KbService, knowledge_base_name: KbName, kb_info: Annotated[str, Body(max_length=2000)]
+) -> Envelope:
+    return Envelope({"kb_info": kbs.update_info(knowledge_base_name, kb_info)}, "updated")
+
+
+@router.get("/knowledge_base_info", summary="One knowledge base's settings and file count")
+def knowledge_base_info(kbs: KbService, knowledge_base_name: Annotated[str, Query()]) -> Envelope:
+    return Envelope(kbs.describe(knowledge_base_name))

@@ -1,0 +1,62 @@
+"""Searching a knowledge base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, field_validator
+
+from server.api.deps import KbService
+
+router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
+
+
+class SearchDocs(BaseModel):
+    query: str = Field("", max_length=10000, examples=["如何上传文件"])
+    knowledge_base_name: str = Field(examples=["samples"])
+    top_k: int | None = Field(None, description="how many chunks (default kb.top_k)")
+    score_threshold: float | None = Field(
+        None, description="keep chunks whose similarity score is >= this, within [0, 1] (default kb.score_threshold)"
+    )
+    file_name: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("top_k")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("top_k must be at least 1")
+        return value
+
+    @field_validator("score_threshold")
+    @classmethod
+    def _similarity(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(
+                "score_threshold is a similarity within [0, 1] (higher = closer); Chatchat 0.2 used distances "
+                "up to 2 — use e.g. 0.5 instead"
+            )
+        return value
+
+
+class DocumentOut(BaseModel):
+    id: str
+    page_content: str
+    metadata: dict[str, Any]
+    type: str = "Document"
+    score: float | None = Field(description="similarity in [0, 1], higher is better; null when listing a file")
+
+
+@router.post("/search_docs", summary="Search a knowledge base (a bare list of chunks, best first)")
+def search_docs(kbs: KbService, body: SearchDocs) -> list[DocumentOut]:
+    defaults = kbs.ctx.defaults
+    results = kbs.search(
+        body.knowledge_base_name,
+        body.query,
+        top_k=body.top_k or defaults.top_k,
+        score_threshold=defaults.score_threshold if body.score_threshold is None else body.score_threshold,
+        file_name=body.file_name,
+        metadata=body.metadata,
+    )
+    return [DocumentOut(id=r.id, page_content=r.page_content, metadata=r.metadata, score=r.score) for r in results]

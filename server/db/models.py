@@ -1,0 +1,75 @@
+"""Registry tables: knowledge bases, their files, and the vector-store ids of each file's chunks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class KnowledgeBase(Base):
+    __tablename__ = "knowledge_base"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    info: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    vs_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    embed_model: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+    files: Mapped[list[KnowledgeFile]] = relationship(
+        back_populates="kb", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class KnowledgeFile(Base):
+    __tablename__ = "knowledge_file"
+    __table_args__ = (UniqueConstraint("kb_id", "file_name", name="uq_file_kb_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kb_id: Mapped[int] = mapped_column(ForeignKey("knowledge_base.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(1024), nullable=False)
+    ext: Mapped[str] = mapped_column(String(16), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    mtime: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    loader: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    splitter: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    chunk_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    chunk_overlap: Mapped[int] = mapped_column(Integer, nullable=False)
+    zh_title_enhance: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    custom_docs: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+    kb: Mapped[KnowledgeBase] = relationship(back_populates="files")
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="file", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Chunk(Base):
+    __tablename__ = "chunk"
+    __table_args__ = (UniqueConstraint("kb_id", "vs_id", name="uq_chunk_kb_vs_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kb_id: Mapped[int] = mapped_column(ForeignKey("knowledge_base.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("knowledge_file.id", ondelete="CASCADE"), index=True)
+    vs_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+
+    file: Mapped[KnowledgeFile] = relationship(back_populates="chunks")

@@ -1,0 +1,84 @@
+"""The configured embedding models, each created once, with an LRU cache of query vectors."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+
+from configs.settings import EmbedModelConfig
+from server.embeddings.base import Embedder, Vectors
+from server.embeddings.factory import create_embedder
+from server.errors import UnknownEmbeddingModel
+
+EmbedderFactory = Callable[[str, EmbedModelConfig], Embedder]
+
+
+class EmbeddingPool:
+    """Thread-safe access to the embedders named in `embed_models`.
+
+    Embedders are created on first `get` (creation is cheap; models load on first use). Query vectors are
+    cached per (model, text) so a repeated question skips the model; `query_cache_size=0` turns that off.
+    `factory` exists for tests and extensions.
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, EmbedModelConfig],
+        *,
+        query_cache_size: int = 2048,
+        factory: EmbedderFactory = create_embedder,
+    ) -> None:
+        if query_cache_size < 0:
+            raise ValueError(f"query_cache_size must be >= 0, got {query_cache_size}")
+        self._configs = dict(configs)
+        self._factory = factory
+        self._embedders: dict[str, Embedder] = {}
+        self._create_lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
+        self._cache_size = query_cache_size
+        self._cache_lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return sorted(self._configs)
+
+    def get(self, name: str) -> Embedder:
+        """The embedder for `name`, created on first call; raises UnknownEmbeddingModel."""
+        embedder = self._embedders.get(name)
+        if embedder is not None:
+            return embedder
+        config = self._configs.get(name)
+        if config is None:
+            known = ", ".join(self.names()) or "none"
+            raise UnknownEmbeddingModel(
+                f"unknown embedding model {name!r}; configured models: {known} "
+                "(see `embed_models` in the settings)"
+            )
+        with self._create_lock:
+            if name not in self._embedders:
+                self._embedders[name] = self._factory(name, config)
+            return self._embedders[name]
+
+    def embed_documents(self, name: str, texts: Sequence[str]) -> Vectors:
+        return self.get(name).embed_documents(texts)
+
+    def embed_query(self, name: str, text: str) -> Vectors:
+        """The query vector, from the cache when this (model, text) was seen recently. Returns a copy."""
+        embedder = self.get(name)
+        key = (name, text)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached.copy()
+        vector = embedder.embed_query(text)
+        if self._cache_size:
+            with self._cache_lock:
+                self._cache[key] = vector.copy()
+                self._cache.move_to_end(key)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return vector
+
+    def dim(self, name: str) -> int:
+        return self.get(name).dim

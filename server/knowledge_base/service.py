@@ -1,0 +1,143 @@
+"""Knowledge-base level operations: create, delete, describe, search, locate files."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from server.db import repository as repo
+from server.db.engine import session_scope
+from server.db.models import Chunk, KnowledgeBase
+from server.errors import FileNotInKnowledgeBase, InvalidInput, UnknownVectorStore
+from server.knowledge_base.context import KbContext
+from server.knowledge_base.paths import content_file, kb_dir, validate_file_path, validate_kb_name
+from server.knowledge_base.writer import load_kb
+from server.vectorstores.factory import SUPPORTED_VS_TYPES, create_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KbSummary:
+    name: str
+    info: str
+    vs_type: str
+    embed_model: str
+    file_count: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    id: str
+    page_content: str
+    metadata: dict[str, Any]
+    score: float | None
+
+
+def check_search_params(top_k: int, score_threshold: float) -> None:
+    if top_k <= 0:
+        raise InvalidInput(f"top_k must be a positive number of chunks, got {top_k}")
+    if not 0.0 <= score_threshold <= 1.0:
+        raise InvalidInput(
+            f"score_threshold must be within [0, 1], got {score_threshold}: scores are similarities where "
+            "higher is closer (Chatchat 0.2 used distances up to 2; use e.g. 0.5 instead)"
+        )
+
+
+class KnowledgeBaseService:
+    def __init__(self, ctx: KbContext) -> None:
+        self.ctx = ctx
+
+    def list_names(self) -> list[str]:
+        with session_scope(self.ctx.sessions) as session:
+            return [kb.name for kb in repo.list_kbs(session)]
+
+    def list_details(self) -> list[KbSummary]:
+        with session_scope(self.ctx.sessions) as session:
+            return [self._summary(session, kb) for kb in repo.list_kbs(session)]
+
+    def describe(self, name: str) -> KbSummary:
+        with session_scope(self.ctx.sessions) as session:
+            return self._summary(session, repo.require_kb(session, name))
+
+    @staticmethod
+    def _summary(session: Any, kb: KnowledgeBase) -> KbSummary:
+        count = repo.count_files(session, kb_id=kb.id)
+        return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, kb.created_at.isoformat())
+
+    def create(
+        self, name: str, *, vs_type: str | None = None, embed_model: str | None = None, info: str = ""
+    ) -> KbSummary:
+        validate_kb_name(name)
+        vs_type = vs_type or self.ctx.default_vs_type
+        if vs_type not in SUPPORTED_VS_TYPES:
+            raise UnknownVectorStore(f"unknown vector_store_type {vs_type!r}; use one of {list(SUPPORTED_VS_TYPES)}")
+        embed_model = embed_model or self.ctx.default_embed_model
+        self.ctx.embeddings.get(embed_model)  # raises UnknownEmbeddingModel with the configured names
+        with self.ctx.locks(name), session_scope(self.ctx.sessions) as session:
+            kb = repo.add_kb(session, name=name, info=info, vs_type=vs_type, embed_model=embed_model)
+            # The store is created inside the transaction: if it fails, no registry row is left behind.
+            create_store(self.ctx.store_spec(kb), self.ctx.store_options).create()
+            (kb_dir(self.ctx.data_dir, name) / "content").mkdir(parents=True, exist_ok=True)
+            return self._summary(session, kb)
+
+    def delete(self, name: str) -> None:
+        validate_kb_name(name)
+        with self.ctx.locks(name):
+            kb = load_kb(self.ctx, name)
+            self.ctx.stores.evict(kb.name)
+            create_store(self.ctx.store_spec(kb), self.ctx.store_options).drop()
+            with session_scope(self.ctx.sessions) as session:
+                repo.delete_kb(session, repo.require_kb(session, name))
+            shutil.rmtree(kb_dir(self.ctx.data_dir, name), ignore_errors=True)
+        log.info("deleted knowledge base %s", name)
+
+    def update_info(self, name: str, info: str) -> str:
+        with session_scope(self.ctx.sessions) as session:
+            kb = repo.require_kb(session, name)
+            kb.info = info
+            return kb.info
+
+    def file_path(self, name: str, file_name: str) -> Path:
+        """The content file to download; raises when it is not in the KB folder."""
+        load_kb(self.ctx, name)
+        path = content_file(self.ctx.data_dir, name, file_name)
+        if not path.is_file():
+            raise FileNotInKnowledgeBase(f"{file_name} is not in knowledge base {name!r}; see list_files")
+        return path
+
+    def search(
+        self,
+        name: str,
+        query: str,
+        *,
+        top_k: int,
+        score_threshold: float,
+        file_name: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[SearchResult]:
+        """Chunks closest to `query`; without a query, the chunks of `file_name` / matching `metadata`."""
+        check_search_params(top_k, score_threshold)
+        kb = load_kb(self.ctx, name)
+        where = dict(metadata or {})
+        if file_name:
+            where["source"] = validate_file_path(file_name)
+        if not query.strip():
+            return self._list_chunks(kb, where) if where else []
+        vector = self.ctx.embeddings.embed_query(kb.embed_model, query)
+        hits = self.ctx.store_for(kb).search(vector, top_k, score_threshold, where or None)
+        return [SearchResult(hit.id, hit.text, hit.metadata, hit.score) for hit in hits]
+
+    def _list_chunks(self, kb: KnowledgeBase, where: Mapping[str, Any]) -> list[SearchResult]:
+        with session_scope(self.ctx.sessions) as session:
+            rows = session.execute(select(Chunk.vs_id, Chunk.meta).where(Chunk.kb_id == kb.id).order_by(Chunk.id))
+            ids = [vs_id for vs_id, meta in rows if all(meta.get(k) == v for k, v in where.items())]
+        chunks = self.ctx.store_for(kb).get(ids)
+        return [SearchResult(chunk.id, chunk.text, chunk.metadata, None) for chunk in chunks]

@@ -1,0 +1,102 @@
+"""Document loaders: turn a file on disk into Documents, choosing the loader by file extension.
+
+Importing this package is cheap; each format's parsing library is imported when a file of that format is
+loaded. Every failure comes out as UnsupportedFileType or DocumentLoadError, naming the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.documents import Document
+from server.errors import DocumentLoadError, UnsupportedFileType, ZhikuError
+from server.loaders import html, legacy_doc, office, pdf, text
+from server.loaders.encoding import detect_encoding, read_text
+
+__all__ = ["SUPPORTED_EXTENSIONS", "LoadedFile", "detect_encoding", "load_file", "read_text"]
+
+LoaderFn = Callable[[Path, str], list[Document]]
+
+_LOADERS: dict[str, tuple[str, LoaderFn]] = {
+    ".txt": ("TextLoader", text.load_txt),
+    ".md": ("MarkdownLoader", text.load_markdown),
+    ".markdown": ("MarkdownLoader", text.load_markdown),
+    ".csv": ("CsvLoader", text.load_csv),
+    ".json": ("JsonLoader", text.load_json),
+    ".jsonl": ("JsonLinesLoader", text.load_jsonl),
+    ".pdf": ("PdfLoader", pdf.load_pdf),
+    ".docx": ("DocxLoader", office.load_docx),
+    ".doc": ("DocLoader", legacy_doc.load_doc),
+    ".pptx": ("PptxLoader", office.load_pptx),
+    ".xlsx": ("XlsxLoader", office.load_xlsx),
+    ".html": ("HtmlLoader", html.load_html),
+    ".htm": ("HtmlLoader", html.load_html),
+    ".epub": ("EpubLoader", html.load_epub),
+}
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
+
+_IMAGES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic"})
+_OLD_OFFICE = {".xls": ".xlsx", ".ppt": ".pptx"}
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    docs: list[Document]
+    loader: str
+
+
+def load_file(path: Path, *, source: str | None = None) -> LoadedFile:
+    """Load `path` into Documents; `source` (default: the file name) goes into every Document's metadata."""
+    name = source or path.name
+    loader_name, loader = _pick_loader(path, name)
+    _check_readable(path, name)
+    try:
+        docs = loader(path, name)
+    except ZhikuError:
+        raise
+    except RecursionError as err:
+        raise DocumentLoadError(
+            f"{name}: structure nested too deeply to parse; simplify or re-save it"
+        ) from err
+    except Exception as err:  # the loader boundary: no library exception may escape unexplained
+        raise DocumentLoadError(
+            f"{name}: could not be parsed ({type(err).__name__}: {err}); the file may be corrupt, "
+            "re-save or re-export it and upload again"
+        ) from err
+    if not docs:
+        raise DocumentLoadError(
+            f"{name}: no text could be extracted; if it holds only images or scans, run OCR first"
+        )
+    return LoadedFile(docs=docs, loader=loader_name)
+
+
+def _pick_loader(path: Path, name: str) -> tuple[str, LoaderFn]:
+    suffix = path.suffix.lower()
+    found = _LOADERS.get(suffix)
+    if found is not None:
+        return found
+    supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+    if suffix in _IMAGES:
+        raise UnsupportedFileType(
+            f"{name}: image files ({suffix}) need OCR, which is not available; "
+            f"extract the text first. Supported types: {supported}"
+        )
+    hint = f"save it as {_OLD_OFFICE[suffix]} and upload again. " if suffix in _OLD_OFFICE else ""
+    raise UnsupportedFileType(
+        f"{name}: file type {suffix or '(no extension)'!r} is not supported; "
+        f"{hint}Supported types: {supported}"
+    )
+
+
+def _check_readable(path: Path, name: str) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise DocumentLoadError(
+            f"{name}: cannot read the file ({err.strerror or err}); check that it exists"
+        ) from err
+    if size == 0:
+        raise DocumentLoadError(f"{name}: the file is empty (0 bytes); upload a file with content")

@@ -1,0 +1,191 @@
+"""HTML and EPUB loaders: markup becomes Markdown-ish text (headings as "#" lines, blocks as lines)."""
+
+from __future__ import annotations
+
+import codecs
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from server.documents import Document
+from server.errors import DocumentLoadError
+from server.loaders._common import clean_text, make_doc
+from server.loaders.encoding import decode_bytes
+
+_DROP = ("script", "style", "nav", "noscript", "template", "svg", "head")
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_BLOCKS = frozenset(
+    [
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "footer",
+        "aside",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "caption",
+        "figure",
+        "figcaption",
+        "form",
+        "fieldset",
+        "address",
+        "hr",
+        "body",
+        "html",
+        "center",
+        "details",
+        "summary",
+    ]
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t\r\n\f\v]+")
+# Pages labelled as GB2312/GBK are nearly always written by tools that emit the GB18030 superset.
+_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5": "big5hkscs"}
+
+
+def html_to_text(markup: str | bytes) -> tuple[str, str]:
+    """Convert HTML to Markdown-ish text; return (text, title)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "lxml")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup.find_all(_DROP):
+        tag.decompose()
+    lines: list[str] = []
+    _Walker(lines).walk(soup)
+    return clean_text("\n".join(lines)), title
+
+
+def load_html(path: Path, source: str) -> list[Document]:
+    data = path.read_bytes()
+    text, title = html_to_text(decode_bytes(data, _declared_charset(data)))
+    if not text:
+        return []
+    metadata: dict[str, Any] = {"format": "markdown"}
+    if title:
+        metadata["title"] = title
+    return [make_doc(text, source, **metadata)]
+
+
+def load_epub(path: Path, source: str) -> list[Document]:
+    from ebooklib.epub import EpubException
+
+    try:
+        chapters = _epub_chapters(path)
+    except (EpubException, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise DocumentLoadError(
+            f"{source}: cannot open as EPUB ({type(err).__name__}: {err}); the file is corrupt or "
+            "DRM-protected, export it again as a plain EPUB"
+        ) from err
+    docs = []
+    for number, content in enumerate(chapters, start=1):
+        text, title = html_to_text(content)
+        if text:
+            metadata: dict[str, Any] = {"page": number, "format": "markdown"}
+            title = _first_heading(text) or title
+            if title:
+                metadata["title"] = title
+            docs.append(make_doc(text, source, **metadata))
+    return docs
+
+
+def _epub_chapters(path: Path) -> list[bytes]:
+    import ebooklib
+    from ebooklib import epub
+
+    # Passing the option explicitly keeps ebooklib from warning about its future default.
+    book = epub.read_epub(str(path), options={"ignore_ncx": True})
+    items = [book.get_item_with_id(idref) for idref, _linear in book.spine]
+    documents = [item for item in items if item is not None and item.get_type() == ebooklib.ITEM_DOCUMENT]
+    if not documents:
+        documents = list(book.get_items_of_type(ebooklib.ITEM_DOCUMENT))
+    return [item.get_content() for item in documents if not isinstance(item, epub.EpubNav)]
+
+
+def _first_heading(text: str) -> str:
+    for line in text.split("\n", 20)[:20]:
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return ""
+
+
+def _declared_charset(data: bytes) -> str | None:
+    match = _META_CHARSET.search(data[:4096])
+    if not match or data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    name = match.group(1).decode("ascii").lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        codecs.lookup(name)
+        data.decode(name)
+    except (LookupError, UnicodeDecodeError):
+        return None  # a wrong or unknown label: fall back to detection
+    return name
+
+
+class _Walker:
+    """Walks the tree once, emitting one line per block element and "#" lines for headings."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.buffer: list[str] = []
+
+    def walk(self, node: Any) -> None:
+        from bs4 import NavigableString, Tag
+
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                if type(child) is NavigableString:  # skips comments, doctypes, CDATA, processing instructions
+                    self.buffer.append(str(child))
+            elif isinstance(child, Tag):
+                self._element(child)
+
+    def _element(self, tag: Any) -> None:
+        name = tag.name
+        if name in _HEADINGS:
+            self.flush()
+            heading = " ".join(tag.get_text(" ").split())
+            if heading:
+                self.lines.append(f"{'#' * _HEADINGS[name]} {heading}")
+        elif name == "br":
+            self.flush()
+        elif name == "pre":
+            self.flush()
+            self.lines.append(tag.get_text().strip("\n"))
+        elif name == "tr":
+            self.flush()
+            cells = [
+                " ".join(cell.get_text(" ").split()) for cell in tag.find_all(["td", "th"], recursive=False)
+            ]
+            if any(cells):
+                self.lines.append(" | ".join(cells))
+        elif name == "li":
+            self.flush()
+            self.buffer.append("- ")
+            self.walk(tag)
+            self.flush()
+        elif name in _BLOCKS:
+            self.flush()
+            self.walk(tag)
+            self.flush()
+        else:
+            self.walk(tag)
+
+    def flush(self) -> None:
+        line = _SPACES.sub(" ", "".join(self.buffer)).strip()
+        self.buffer.clear()
+        if line and line != "-":
+            self.lines.append(line)

@@ -1,0 +1,171 @@
+"""Office Open XML loaders: .docx (python-docx), .pptx (python-pptx), .xlsx (openpyxl)."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from server.documents import Document
+from server.errors import DocumentLoadError
+from server.loaders._common import clean_text, make_doc, row_documents
+
+_HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.IGNORECASE)
+_OUTLINE_XPATH = "./w:pPr/w:outlineLvl/@w:val"
+_STYLE_DEPTH = 4  # how far up a style's basedOn chain to look for an outline level
+
+
+def _corrupt(source: str, kind: str, err: BaseException) -> DocumentLoadError:
+    return DocumentLoadError(
+        f"{source}: cannot open as {kind} ({type(err).__name__}: {err}); the file is corrupt or not really "
+        f"a {kind} file, open and re-save it in an office suite"
+    )
+
+
+# ---- .docx -------------------------------------------------------------------------------------------
+
+
+def load_docx(path: Path, source: str) -> list[Document]:
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+
+    try:
+        document = docx.Document(str(path))
+        text = clean_text("\n".join(_docx_blocks(document)))
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise _corrupt(source, "Word .docx", err) from err
+    return [make_doc(text, source, format="markdown")] if text else []
+
+
+def _docx_blocks(document: Any) -> Iterator[str]:
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    for child in document.element.body.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "p":
+            line = _paragraph_line(Paragraph(child, document))
+            if line:
+                yield line
+        elif tag == "tbl":
+            yield from _table_rows(Table(child, document))
+            yield ""
+        elif (
+            tag == "sdt"
+        ):  # content control (e.g. a table of contents): keep its text, one line per paragraph
+            yield from _sdt_lines(child)
+
+
+def _sdt_lines(sdt: Any) -> Iterator[str]:
+    for paragraph in sdt.iter(_w("p")):
+        text = "".join(node.text or "" for node in paragraph.iter(_w("t"))).strip()
+        if text:
+            yield text
+
+
+def _paragraph_line(paragraph: Any) -> str:
+    text = paragraph.text.strip()
+    if not text:
+        return ""
+    level = _heading_level(paragraph)
+    return f"{'#' * level} {' '.join(text.split())}" if level else text
+
+
+def _heading_level(paragraph: Any) -> int:
+    own = paragraph._p.xpath(_OUTLINE_XPATH)
+    if own:
+        return _outline_to_level(own[0])
+    style = paragraph.style
+    for _ in range(_STYLE_DEPTH):
+        if style is None:
+            return 0
+        match = _HEADING_STYLE.match(style.name or "")
+        if match:
+            return int(match.group(1))
+        if style.name == "Title":
+            return 1
+        found = style.element.xpath(_OUTLINE_XPATH)
+        if found:
+            return _outline_to_level(found[0])
+        style = style.base_style
+    return 0
+
+
+def _outline_to_level(value: str) -> int:
+    level = int(value) + 1  # outlineLvl is 0-based; 9 means "body text"
+    return min(level, 6) if level <= 9 else 0
+
+
+def _table_rows(table: Any) -> Iterator[str]:
+    for row in table.rows:
+        cells: list[str] = []
+        previous = None
+        for cell in row.cells:
+            if cell._tc is previous:  # a merged cell is repeated once per grid column it spans
+                continue
+            previous = cell._tc
+            cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            yield " | ".join(cells)
+
+
+def _w(name: str) -> str:
+    return "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}" + name
+
+
+# ---- .pptx -------------------------------------------------------------------------------------------
+
+
+def load_pptx(path: Path, source: str) -> list[Document]:
+    import pptx
+    from pptx.exc import PackageNotFoundError
+
+    try:
+        presentation = pptx.Presentation(str(path))
+        slides = [(n, clean_text("\n".join(_slide_lines(s)))) for n, s in enumerate(presentation.slides, 1)]
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise _corrupt(source, "PowerPoint .pptx", err) from err
+    return [make_doc(text, source, page=number, format="text") for number, text in slides if text]
+
+
+def _slide_lines(slide: Any) -> Iterator[str]:
+    yield from _shape_lines(slide.shapes)
+    if slide.has_notes_slide:
+        notes = slide.notes_slide.notes_text_frame
+        if notes is not None and notes.text.strip():
+            yield f"Notes: {notes.text.strip()}"
+
+
+def _shape_lines(shapes: Any) -> Iterator[str]:
+    for shape in shapes:
+        if getattr(shape, "shapes", None) is not None:  # a group shape
+            yield from _shape_lines(shape.shapes)
+        elif shape.has_text_frame and shape.text_frame.text.strip():
+            yield shape.text_frame.text.strip()
+        elif getattr(shape, "has_table", False):
+            yield from _table_rows(shape.table)
+
+
+# ---- .xlsx -------------------------------------------------------------------------------------------
+
+
+def load_xlsx(path: Path, source: str) -> list[Document]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise _corrupt(source, "Excel .xlsx", err) from err
+    try:
+        docs: list[Document] = []
+        for sheet in workbook.worksheets:
+            rows = enumerate(sheet.iter_rows(values_only=True), start=1)
+            docs.extend(row_documents(rows, source, sheet=sheet.title, format="text"))
+        return docs
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
+        raise _corrupt(source, "Excel .xlsx", err) from err
+    finally:
+        workbook.close()

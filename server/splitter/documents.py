@@ -1,0 +1,73 @@
+"""Split loaded documents into chunk documents, carrying metadata, heading paths and chunk indices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from server.documents import Document
+from server.splitter.markdown import split_sections
+from server.splitter.recursive import ChineseRecursiveTextSplitter
+from server.splitter.title import first_line_title
+
+HEADING_SEPARATOR = " > "
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    text: str
+    headings: str
+
+
+def split_documents(
+    docs: Sequence[Document], *, chunk_size: int, chunk_overlap: int, zh_title_enhance: bool = False
+) -> list[Document]:
+    """Split every document into chunks of at most ``chunk_size`` characters.
+
+    Each chunk gets a copy of its document's metadata plus ``chunk_index`` (counted from 0 per ``source``,
+    across all documents of that source, e.g. the pages of one PDF) and, for Markdown sections, ``headings``
+    (the heading path joined with " > "). With ``zh_title_enhance`` a chunk that has a heading path, or whose
+    document starts with a title-like line, gets ``title`` in its metadata and a "【title】" line in front of
+    its text; that prefix is added after splitting, so it does not count towards ``chunk_size``.
+    """
+    splitter = ChineseRecursiveTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    next_index: dict[Any, int] = {}
+    result: list[Document] = []
+    for doc in docs:
+        doc_title = first_line_title(doc.page_content) if zh_title_enhance else ""
+        for chunk in _split_one(splitter, doc.page_content):
+            metadata = dict(doc.metadata)
+            source = metadata.get("source")
+            metadata["chunk_index"] = next_index.get(source, 0)
+            next_index[source] = metadata["chunk_index"] + 1
+            text = chunk.text
+            if chunk.headings:
+                metadata["headings"] = chunk.headings
+            if zh_title_enhance:
+                text = _enhance(text, chunk.headings, doc_title, metadata)
+            result.append(Document(page_content=text, metadata=metadata))
+    return result
+
+
+def _split_one(splitter: ChineseRecursiveTextSplitter, text: str) -> list[_Chunk]:
+    sections = split_sections(text)
+    with_body = [section for section in sections if section.body.strip()]
+    # Sections that hold only a heading line (a book title followed by a chapter heading) are left out: their
+    # heading lives on in the path of the sections below. Kept if the document has nothing else.
+    chunks: list[_Chunk] = []
+    for section in with_body or sections:
+        headings = HEADING_SEPARATOR.join(section.headings)
+        chunks.extend(_Chunk(piece, headings) for piece in splitter.split_text(section.text))
+    return chunks
+
+
+def _enhance(text: str, headings: str, doc_title: str, metadata: dict[str, Any]) -> str:
+    """Prefix the heading path, or else the document's title line unless the chunk already opens with it."""
+    title = headings or doc_title
+    if not title:
+        return text
+    metadata["title"] = title
+    if not headings and text.startswith(doc_title):
+        return text
+    return f"【{title}】\n{text}"

