@@ -50,9 +50,8 @@ def test_hash_is_deterministic_across_processes() -> None:
     )
     # A different PYTHONHASHSEED would change Python's hash(); the stable hash must not care.
     env = {"PYTHONHASHSEED": "123", "PATH": ""}
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
-    )
+    command = [sys.executable, "-c", code]
+    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
     there = np.array(json.loads(out.stdout), dtype=np.float32)
     np.testing.assert_array_equal(here, there)
 

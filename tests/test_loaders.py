@@ -411,3 +411,17 @@ def test_every_sample_loads_or_fails_clearly() -> None:
             continue
         assert loaded.docs and any(d.page_content.strip() for d in loaded.docs), source
         assert all(d.metadata["source"] == source for d in loaded.docs)
+
+
+def test_binary_bytes_in_text_file(tmp_path: Path) -> None:
+    with pytest.raises(DocumentLoadError, match=r"data\.txt.*binary"):
+        load_file(write(tmp_path / "data.txt", b"\x00\x01\x02abc" * 100))
+
+
+def test_unreadable_ole_doc_without_converter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.loaders import legacy_doc
+    from server.loaders.cfb import OLE_MAGIC
+
+    monkeypatch.setattr(legacy_doc.shutil, "which", lambda _name: None)
+    with pytest.raises(UnsupportedFileType, match=r"old\.doc.*LibreOffice or antiword.*\.docx"):
+        load_file(write(tmp_path / "old.doc", OLE_MAGIC + bytes(2048)))

@@ -51,8 +51,7 @@ class EmbeddingPool:
         if config is None:
             known = ", ".join(self.names()) or "none"
             raise UnknownEmbeddingModel(
-                f"unknown embedding model {name!r}; configured models: {known} "
-                "(see `embed_models` in the settings)"
+                f"unknown embedding model {name!r}; configured: {known} (see `embed_models` in settings)"
             )
         with self._create_lock:
             if name not in self._embedders:

@@ -21,8 +21,7 @@ def package_model_dir(package: str) -> Path:
         module = importlib.import_module(package)
     except ImportError as error:
         raise EmbeddingUnavailable(
-            f"model package {package!r} is not installed ({error}); "
-            "install it or set `path` to a model directory"
+            f"model package {package!r} is not installed ({error}); install it or set `path` instead"
         ) from error
     get_model_path = getattr(module, "get_model_path", None)
     if callable(get_model_path):

@@ -51,14 +51,12 @@ def _apply(ctx: KbContext, kb: KnowledgeBase, store: VectorStore, chunk_id: str,
             file.custom_docs = True
             return
         text, metadata = _parse_doc(chunk_id, doc)
-        if existing is not None:
-            file = existing.file
-        else:
-            file = repo.get_file(session, kb_id=kb.id, file_name=str(metadata.get("source", "")))
-            if file is None:
-                raise FileNotInKnowledgeBase(
-                    f"chunk {chunk_id} is unknown; to add a chunk, give metadata.source naming a file of the KB"
-                )
+        found = existing.file if existing else repo.get_file(session, kb_id=kb.id, file_name=str(metadata.get("source")))
+        if found is None:
+            raise FileNotInKnowledgeBase(
+                f"chunk {chunk_id} is unknown; to add a chunk, give metadata.source naming a file of the KB"
+            )
+        file = found
         metadata = {**(existing.meta if existing else {}), **metadata, "source": file.file_name}
         vector = ctx.embeddings.embed_documents(kb.embed_model, [text])
         store.delete([chunk_id])

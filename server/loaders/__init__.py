@@ -58,18 +58,14 @@ def load_file(path: Path, *, source: str | None = None) -> LoadedFile:
     except ZhikuError:
         raise
     except RecursionError as err:
-        raise DocumentLoadError(
-            f"{name}: structure nested too deeply to parse; simplify or re-save it"
-        ) from err
+        raise DocumentLoadError(f"{name}: structure nested too deeply to parse; simplify or re-save it") from err
     except Exception as err:  # the loader boundary: no library exception may escape unexplained
         raise DocumentLoadError(
             f"{name}: could not be parsed ({type(err).__name__}: {err}); the file may be corrupt, "
             "re-save or re-export it and upload again"
         ) from err
     if not docs:
-        raise DocumentLoadError(
-            f"{name}: no text could be extracted; if it holds only images or scans, run OCR first"
-        )
+        raise DocumentLoadError(f"{name}: no text could be extracted; if it holds only images or scans, run OCR first")
     return LoadedFile(docs=docs, loader=loader_name)
 
 
@@ -86,8 +82,7 @@ def _pick_loader(path: Path, name: str) -> tuple[str, LoaderFn]:
         )
     hint = f"save it as {_OLD_OFFICE[suffix]} and upload again. " if suffix in _OLD_OFFICE else ""
     raise UnsupportedFileType(
-        f"{name}: file type {suffix or '(no extension)'!r} is not supported; "
-        f"{hint}Supported types: {supported}"
+        f"{name}: file type {suffix or '(no extension)'!r} is not supported; {hint}Supported types: {supported}"
     )
 
 
@@ -95,8 +90,6 @@ def _check_readable(path: Path, name: str) -> None:
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise DocumentLoadError(
-            f"{name}: cannot read the file ({err.strerror or err}); check that it exists"
-        ) from err
+        raise DocumentLoadError(f"{name}: cannot read the file ({err.strerror or err}); check that it exists") from err
     if size == 0:
         raise DocumentLoadError(f"{name}: the file is empty (0 bytes); upload a file with content")

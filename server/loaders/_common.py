@@ -34,9 +34,7 @@ def cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def row_documents(
-    rows: Iterable[tuple[int, Sequence[object]]], source: str, **metadata: Any
-) -> list[Document]:
+def row_documents(rows: Iterable[tuple[int, Sequence[object]]], source: str, **metadata: Any) -> list[Document]:
     """One Document per non-empty row, "header: value" per line; the first non-empty row gives the headers.
 
     `rows` yields (row number, cells) pairs; the row number is recorded as metadata["row"].

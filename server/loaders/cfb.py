@@ -29,6 +29,8 @@ class CompoundFile:
         if not data.startswith(OLE_MAGIC) or len(data) < 512:
             raise CompoundFileError("not an OLE2 compound file")
         self._data = data
+        if _u16(data, 30) not in (9, 12) or _u16(data, 32) != 6:
+            raise CompoundFileError("unexpected sector sizes in the header")
         self._sector_size = 1 << _u16(data, 30)
         self._mini_size = 1 << _u16(data, 32)
         self._mini_cutoff = _u32(data, 56)

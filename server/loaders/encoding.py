@@ -46,10 +46,18 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise DocumentLoadError(
-            f"cannot read {path.name}: {err.strerror or err}; check the file exists"
-        ) from err
+        raise DocumentLoadError(f"cannot read {path.name}: {err.strerror or err}; check the file exists") from err
+    ensure_text(data, path.name)
     return decode_bytes(data)
+
+
+def ensure_text(data: bytes, name: str) -> None:
+    """Refuse bytes that are clearly binary (NUL bytes without a UTF-16/32 byte-order mark)."""
+    has_bom = any(data.startswith(bom) for bom, _ in _BOMS)
+    if not has_bom and b"\x00" in data[:_SAMPLE_BYTES]:
+        raise DocumentLoadError(
+            f"{name}: looks like a binary file, not text (it contains NUL bytes); check the file type or extension"
+        )
 
 
 def _decodes(data: bytes, codec: str) -> bool:

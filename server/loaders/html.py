@@ -11,7 +11,7 @@ from typing import Any
 from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import clean_text, make_doc
-from server.loaders.encoding import decode_bytes
+from server.loaders.encoding import decode_bytes, ensure_text
 
 _DROP = ("script", "style", "nav", "noscript", "template", "svg", "head")
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
@@ -71,6 +71,7 @@ def html_to_text(markup: str | bytes) -> tuple[str, str]:
 
 def load_html(path: Path, source: str) -> list[Document]:
     data = path.read_bytes()
+    ensure_text(data, source)
     text, title = html_to_text(decode_bytes(data, _declared_charset(data)))
     if not text:
         return []
@@ -167,9 +168,7 @@ class _Walker:
             self.lines.append(tag.get_text().strip("\n"))
         elif name == "tr":
             self.flush()
-            cells = [
-                " ".join(cell.get_text(" ").split()) for cell in tag.find_all(["td", "th"], recursive=False)
-            ]
+            cells = [" ".join(cell.get_text(" ").split()) for cell in tag.find_all(["td", "th"], recursive=False)]
             if any(cells):
                 self.lines.append(" | ".join(cells))
         elif name == "li":

@@ -78,9 +78,7 @@ def word97_text(data: bytes, source: str) -> str:
             raise _NotWord97("Word 6/95 format")
         flags = _u16(word, 0x0A)
         if flags & _FLAG_ENCRYPTED:
-            raise DocumentLoadError(
-                f"{source}: the .doc is password-protected; remove the password and retry"
-            )
+            raise DocumentLoadError(f"{source}: the .doc is password-protected; remove the password and retry")
         table = storage.stream("1Table" if flags & _FLAG_TABLE1 else "0Table")
         if table is None:
             raise _NotWord97("table stream missing")
@@ -174,14 +172,10 @@ def _run(command: list[str], source: str) -> subprocess.CompletedProcess[str]:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise DocumentLoadError(
-            f"{source}: {Path(command[0]).name} failed ({err}); save it as .docx"
-        ) from err
+        raise DocumentLoadError(f"{source}: {Path(command[0]).name} failed ({err}); save it as .docx") from err
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()[:200]
-        raise DocumentLoadError(
-            f"{source}: {Path(command[0]).name} could not convert it ({detail}); save as .docx"
-        )
+        raise DocumentLoadError(f"{source}: {Path(command[0]).name} could not convert it ({detail}); save as .docx")
     return result
 
 

@@ -19,8 +19,8 @@ _STYLE_DEPTH = 4  # how far up a style's basedOn chain to look for an outline le
 
 def _corrupt(source: str, kind: str, err: BaseException) -> DocumentLoadError:
     return DocumentLoadError(
-        f"{source}: cannot open as {kind} ({type(err).__name__}: {err}); the file is corrupt or not really "
-        f"a {kind} file, open and re-save it in an office suite"
+        f"{source}: cannot open as {kind} ({type(err).__name__}: {err}); the file is corrupt or not a valid "
+        f"{kind} file; open and re-save it in an office suite"
     )
 
 
@@ -52,9 +52,7 @@ def _docx_blocks(document: Any) -> Iterator[str]:
         elif tag == "tbl":
             yield from _table_rows(Table(child, document))
             yield ""
-        elif (
-            tag == "sdt"
-        ):  # content control (e.g. a table of contents): keep its text, one line per paragraph
+        elif tag == "sdt":  # content control (e.g. a table of contents): keep its text, one line per paragraph
             yield from _sdt_lines(child)
 
 

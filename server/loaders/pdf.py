@@ -18,10 +18,7 @@ def load_pdf(path: Path, source: str) -> list[Document]:
 
     try:
         reader = _open(path, source)
-        pages = [
-            (number, clean_text(page.extract_text() or ""))
-            for number, page in enumerate(reader.pages, start=1)
-        ]
+        pages = [(number, clean_text(page.extract_text() or "")) for number, page in enumerate(reader.pages, start=1)]
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as err:
         raise DocumentLoadError(
             f"{source}: cannot read PDF ({type(err).__name__}: {err}); the file may be corrupt or truncated, "
@@ -41,7 +38,5 @@ def _open(path: Path, source: str) -> PdfReader:
 
     reader = PdfReader(path)
     if reader.is_encrypted and not reader.decrypt(""):
-        raise DocumentLoadError(
-            f"{source}: PDF is password-protected; remove the password and upload it again"
-        )
+        raise DocumentLoadError(f"{source}: PDF is password-protected; remove the password and upload it again")
     return reader

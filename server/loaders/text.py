@@ -82,6 +82,4 @@ def _record_document(value: Any, source: str, line: int) -> Document | None:
         return None
     extra = {k: v for k, v in value.items() if k != key and isinstance(v, _SCALARS)}
     # The record's own keys are kept, but "source" and "line" always describe where the text came from.
-    return Document(
-        page_content=value[key], metadata={**extra, "source": source, "line": line, "format": "text"}
-    )
+    return Document(page_content=value[key], metadata={**extra, "source": source, "line": line, "format": "text"})

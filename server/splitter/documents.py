@@ -35,22 +35,27 @@ def split_documents(
     next_index: dict[Any, int] = {}
     result: list[Document] = []
     for doc in docs:
-        doc_title = first_line_title(doc.page_content) if zh_title_enhance else ""
-        for chunk in _split_one(splitter, doc.page_content):
-            metadata = dict(doc.metadata)
-            source = metadata.get("source")
-            metadata["chunk_index"] = next_index.get(source, 0)
-            next_index[source] = metadata["chunk_index"] + 1
-            text = chunk.text
-            if chunk.headings:
-                metadata["headings"] = chunk.headings
-            if zh_title_enhance:
-                text = _enhance(text, chunk.headings, doc_title, metadata)
-            result.append(Document(page_content=text, metadata=metadata))
+        for chunk in _split_document(splitter, doc, zh_title_enhance):
+            source = chunk.metadata.get("source")
+            chunk.metadata["chunk_index"] = next_index.get(source, 0)
+            next_index[source] = chunk.metadata["chunk_index"] + 1
+            result.append(chunk)
     return result
 
 
-def _split_one(splitter: ChineseRecursiveTextSplitter, text: str) -> list[_Chunk]:
+def _split_document(splitter: ChineseRecursiveTextSplitter, doc: Document, title_enhance: bool) -> list[Document]:
+    doc_title = first_line_title(doc.page_content) if title_enhance else ""
+    chunks: list[Document] = []
+    for chunk in _split_sections(splitter, doc.page_content):
+        metadata = dict(doc.metadata)
+        if chunk.headings:
+            metadata["headings"] = chunk.headings
+        text = _enhance(chunk.text, chunk.headings, doc_title, metadata) if title_enhance else chunk.text
+        chunks.append(Document(page_content=text, metadata=metadata))
+    return chunks
+
+
+def _split_sections(splitter: ChineseRecursiveTextSplitter, text: str) -> list[_Chunk]:
     sections = split_sections(text)
     with_body = [section for section in sections if section.body.strip()]
     # Sections that hold only a heading line (a book title followed by a chapter heading) are left out: their

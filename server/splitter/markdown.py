@@ -35,17 +35,21 @@ class _FenceTracker:
     def __init__(self) -> None:
         self._open: str | None = None
 
-    def inside_after(self, line: str) -> bool:
+    def feed(self, line: str) -> bool:
         """Feed one line; return True if the line belongs to a code block (fence lines included)."""
         match = _FENCE.match(line)
         if self._open is None:
             if match:
                 self._open = match.group(1)
             return match is not None
-        if match and match.group(1)[0] == self._open[0] and len(match.group(1)) >= len(self._open):
-            if not line.strip().strip(self._open[0]):
-                self._open = None
+        if match and _closes(self._open, match.group(1), line):
+            self._open = None
         return True
+
+
+def _closes(opening: str, fence: str, line: str) -> bool:
+    # A closing fence uses the opening character, at least as many times, and nothing else on the line.
+    return fence[0] == opening[0] and len(fence) >= len(opening) and not line.strip().strip(opening[0])
 
 
 def split_sections(text: str) -> list[Section]:
@@ -56,7 +60,7 @@ def split_sections(text: str) -> list[Section]:
     body: list[str] = []
     fences = _FenceTracker()
     for line in text.splitlines():
-        match = None if fences.inside_after(line) else _HEADING.match(line)
+        match = None if fences.feed(line) else _HEADING.match(line)
         if match is None:
             body.append(line)
             continue

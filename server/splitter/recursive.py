@@ -1,11 +1,11 @@
 """A recursive splitter tuned for Chinese (and mixed Chinese/English) prose.
 
-The text is first cut into small *pieces* ("atoms"): always down to sentence level, and further (clauses,
-words, finally fixed-width character runs) only where a sentence is still longer than ``chunk_size``. Every
-separator stays attached to the end of the piece before it, so chunks end with "。" rather than start with it.
-The pieces are then merged greedily into chunks of at most ``chunk_size`` characters; each new chunk starts
-with an overlap taken from the end of the previous one, made of whole pieces when they fit and of a character
-suffix otherwise. Everything is linear in the length of the text.
+The text is first cut into small *pieces*: always at line breaks and sentence ends, and further (clauses, words,
+finally fixed-width character runs) only where a sentence is still longer than ``chunk_size``. Every separator,
+with the whitespace after it, stays at the end of the piece before it, so chunks end with "。" rather than start
+with it, and no piece starts with whitespace. The pieces are then merged greedily into chunks of at most
+``chunk_size`` characters; each new chunk starts with an overlap taken from the end of the previous one, made of
+whole pieces when they fit and of a character suffix otherwise. All of it is linear in the length of the text.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ import re
 
 from server.errors import InvalidInput
 
-# Tried in order; a piece is split at a level only while it is still too long (see _SENTENCE_DEPTH).
-_SEPARATORS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\n(?:[ \t]*\n)+"),  # blank lines (paragraphs)
-    re.compile(r"\n"),  # line breaks
-    re.compile(r"[。！？…]+[”’』」]*"),  # Chinese sentence ends, also "？！", "……", "。」"
-    re.compile(r"[.!?]+[\"')\]]*[ \t]+"),  # English sentence ends followed by a space
-    re.compile(r"[；;][ \t]*"),
-    re.compile(r"[，,、][ \t]*"),
-    re.compile(r"[ \t\u3000]+"),
+# Always applied: lines and sentences are the pieces that chunks are merged from, so chunks fill up well and
+# the overlap can usually be made of whole sentences. Each pattern has one group, around the whole separator.
+_SENTENCE_END = re.compile(
+    r"((?:\n"  # line breaks (blank lines too, through the trailing whitespace)
+    r"|[。！？…]+[”’』」]*)\s*"  # Chinese sentence ends, also "？！", "……", "。」"
+    r"|(?<!\d)[.!?]+[\"')\]]*\s+)"  # English sentence ends followed by a space; not "1. " in a list
 )
-# Levels below this index are always applied, so merging works with sentence-sized pieces: chunks fill up
-# better and the overlap can usually be made of whole sentences.
-_SENTENCE_DEPTH = 4
+# Tried in order on a sentence only while it is still longer than chunk_size, then characters.
+_CLAUSE_SEPARATORS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"([；;]\s*)"),
+    re.compile(r"([，,、]\s*)"),
+    re.compile(r"(\s+)"),
+)
 _MANY_NEWLINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 # Where a character-suffix overlap may start instead of mid-clause.
 _SOFT_BREAK = re.compile(r"[，,；;、：:\s]")
@@ -43,42 +43,47 @@ class ChineseRecursiveTextSplitter:
     def split_text(self, text: str) -> list[str]:
         """Return the stripped, non-empty chunks of ``text`` in order."""
         atoms: list[str] = []
-        self._atomize(normalize_text(text), 0, atoms)
+        for sentence in _split_after(_normalize(text).lstrip(), _SENTENCE_END):
+            if len(sentence) <= self.chunk_size:
+                atoms.append(sentence)
+            else:
+                self._fit(sentence, 0, atoms)
         chunks = (chunk.strip() for chunk in self._merge(atoms))
         return [chunk for chunk in chunks if chunk]
 
-    def _atomize(self, text: str, depth: int, out: list[str]) -> None:
-        if depth >= _SENTENCE_DEPTH and len(text) <= self.chunk_size:
+    def _fit(self, text: str, depth: int, out: list[str]) -> None:
+        """Append ``text`` to ``out`` in pieces of at most chunk_size, cut at the coarsest separator that works."""
+        if len(text) <= self.chunk_size:
             out.append(text)
-        elif depth == len(_SEPARATORS):
+        elif depth == len(_CLAUSE_SEPARATORS):
             out.extend(self._hard_cut(text))
         else:
-            for piece in split_keeping_separator(text, _SEPARATORS[depth]):
-                if piece.strip():
-                    self._atomize(piece, depth + 1, out)
+            for piece in _split_after(text, _CLAUSE_SEPARATORS[depth]):
+                if len(piece) <= self.chunk_size:
+                    out.append(piece)  # the common case, without the cost of a call per piece
+                else:
+                    self._fit(piece, depth + 1, out)
 
     def _hard_cut(self, text: str) -> list[str]:
         # Cuts leave room for a full overlap in front of each, so runs without separators overlap too. Only
-        # the text proper is cut: surrounding whitespace goes to the end pieces as far as it fits, since a
-        # blank piece would turn into a chunk or an overlap with nothing in it.
+        # the text proper is cut; trailing whitespace goes to the last cut as far as it fits, since a blank
+        # piece would turn into a chunk or an overlap with nothing in it.
         step = self.chunk_size - self.chunk_overlap
-        body = text.strip()
-        lead = text[: text.index(body)]
-        trail = text[len(lead) + len(body) :]
+        body = text.rstrip()
         pieces = [body[start : start + step] for start in range(0, len(body), step)]
-        pieces[0] = lead[max(0, len(lead) - (self.chunk_size - len(pieces[0]))) :] + pieces[0]
-        pieces[-1] += trail[: self.chunk_size - len(pieces[-1])]
+        pieces[-1] += text[len(body) : len(body) + self.chunk_size - len(pieces[-1])]
         return pieces
 
     def _merge(self, atoms: list[str]) -> list[str]:
+        size = self.chunk_size
         chunks: list[str] = []
         current: list[str] = []
         length = 0
         for atom in atoms:
-            if current and length + len(atom) > self.chunk_size:
+            if length + len(atom) > size and current:
                 chunks.append("".join(current))
-                current = self._overlap(current, min(self.chunk_overlap, self.chunk_size - len(atom)))
-                length = sum(len(piece) for piece in current)
+                current = self._overlap(current, min(self.chunk_overlap, size - len(atom)))
+                length = sum(map(len, current))
             current.append(atom)
             length += len(atom)
         if current:
@@ -100,36 +105,26 @@ class ChineseRecursiveTextSplitter:
         if taken:
             taken.reverse()
             return taken
-        tail = pieces[-1][-budget:]
-        return [_start_at_soft_break(tail)]
+        # Shorter than the piece's text proper, so the next chunk never starts where this one does.
+        last = pieces[-1]
+        budget = min(budget, len(last.lstrip()) - 1)
+        tail = _start_at_soft_break(last[-budget:]) if budget > 0 else ""
+        return [tail] if tail.strip() else []
 
 
-def normalize_text(text: str) -> str:
+def _normalize(text: str) -> str:
     """Unify line endings and collapse three or more line breaks (blank lines included) into two."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _MANY_NEWLINES.sub("\n\n", text)
 
 
-def split_keeping_separator(text: str, pattern: re.Pattern[str]) -> list[str]:
-    """Split ``text`` after every match of ``pattern``; the separators stay at the end of their piece."""
-    pieces: list[str] = []
-    start = 0
-    for match in pattern.finditer(text):
-        if match.end() > start:
-            _append_piece(pieces, text[start : match.end()])
-            start = match.end()
-    if start < len(text):
-        _append_piece(pieces, text[start:])
+def _split_after(text: str, pattern: re.Pattern[str]) -> list[str]:
+    """Split ``text`` after every separator matched by ``pattern``'s group, keeping it with its piece."""
+    parts = pattern.split(text)  # text, separator, text, separator, ..., text
+    pieces = [piece + separator for piece, separator in zip(parts[0::2], parts[1::2], strict=False)]
+    if parts[-1]:
+        pieces.append(parts[-1])
     return pieces
-
-
-def _append_piece(pieces: list[str], piece: str) -> None:
-    # Whitespace on its own (the second "\n" of a blank line, the indent before a first word) joins the piece
-    # next to it, so no blank piece is left over to be dropped and no line break or space gets lost.
-    if pieces and (not piece.strip() or not pieces[-1].strip()):
-        pieces[-1] += piece
-    else:
-        pieces.append(piece)
 
 
 def _start_at_soft_break(tail: str) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
 from server.errors import ConfigError
 from server.vectorstores.base import VectorStore
@@ -20,6 +20,7 @@ from server.vectorstores.factory import StoreSpec, create_store
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]
+Opener = Callable[[StoreSpec, Mapping[str, Any] | None], VectorStore]
 
 
 class _Entry(NamedTuple):
@@ -28,12 +29,22 @@ class _Entry(NamedTuple):
 
 
 class StoreCache:
-    """At most `capacity` open stores; the least recently used one is closed (so flushed) to make room."""
+    """At most `capacity` open stores; the least recently used one is closed (so flushed) to make room.
 
-    def __init__(self, capacity: int = 8, opener: Callable[[StoreSpec], VectorStore] = create_store) -> None:
+    `options` are the backends' connection settings, handed to `opener` (`create_store`) with each spec.
+    """
+
+    def __init__(
+        self,
+        capacity: int = 8,
+        *,
+        options: Mapping[str, Any] | None = None,
+        opener: Opener = create_store,
+    ) -> None:
         if capacity < 1:
             raise ConfigError(f"the vector store cache needs a capacity of at least 1, got {capacity}")
         self._capacity = capacity
+        self._options = dict(options or {})
         self._open = opener
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._busy: set[_Key] = set()  # keys being opened or closed right now
@@ -96,7 +107,7 @@ class StoreCache:
 
     def _open_claimed(self, key: _Key, spec: StoreSpec) -> VectorStore:
         try:
-            store = self._open(spec)
+            store = self._open(spec, self._options)
         except BaseException:
             self._release([key])
             raise

@@ -1,6 +1,9 @@
-"""The FAISS store's one data file: an .npz holding the serialized index and the docstore as UTF-8 JSON.
+"""The FAISS store's one data file: an .npz of the unit vectors, their int64 labels, and the docstore as two
+UTF-8 JSON members: `info` (format version, dim, label counter) and `chunks` ([label, id, text, metadata] rows).
 
-`np.load(..., allow_pickle=False)` means a tampered file can at worst fail to parse, never run code.
+Raw arrays rather than `faiss.serialize_index` bytes: copying them out of the index takes about a fifth of the
+time serialising does (the copy happens while writers wait), and the file does not depend on FAISS's own binary
+format. `np.load(..., allow_pickle=False)` means a tampered file can at worst fail to parse, never run code.
 """
 
 from __future__ import annotations
@@ -10,45 +13,62 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 DATA_FILE = "faiss_store.npz"
+# Rows per json.dumps call. Each call holds the GIL; in slices, a 100k-chunk flush lets searches run in between.
+_ROWS_PER_SLICE = 2000
+
+
+_JSON = ("info", "chunks")
 
 
 class FileFormatError(ValueError):
     """The file exists but is not a FAISS store file we can read."""
 
 
-def read_store_file(path: Path) -> tuple[Any, dict[str, Any]]:
-    """The serialized index (uint8 array) and the docstore header; PermissionError passes through."""
+class StoreData(NamedTuple):
+    vectors: npt.NDArray[np.float32]  # (n, dim), row i has label labels[i]
+    labels: npt.NDArray[np.int64]
+    info: dict[str, Any]
+    chunks: list[list[Any]]
+
+
+def read_store_file(path: Path) -> StoreData:
+    """The file's arrays and docstore; PermissionError passes through, anything unreadable is FileFormatError."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            index_bytes = data["index"]
-            header = json.loads(data["docstore"].tobytes().decode("utf-8", "surrogatepass"))
+            vectors, labels = data["vectors"], data["labels"]
+            info, chunks = (json.loads(data[name].tobytes().decode("utf-8", "surrogatepass")) for name in _JSON)
     except PermissionError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as exc:
         # A .npy instead of an .npz is not a context manager (TypeError/AttributeError); truncation gives
         # BadZipFile or EOFError; bad JSON or UTF-8 gives ValueError.
         raise FileFormatError(f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(header, dict):
-        raise FileFormatError("the docstore is not a JSON object")
-    return index_bytes, header
+    if not isinstance(info, dict) or not isinstance(chunks, list):
+        raise FileFormatError("the docstore is not an info object and a chunk list")
+    if vectors.dtype != np.float32 or vectors.ndim != 2 or labels.dtype != np.int64 or labels.ndim != 1:
+        raise FileFormatError(f"unexpected arrays: vectors {vectors.dtype}{vectors.shape}, labels {labels.dtype}")
+    if len(labels) != len(vectors):
+        raise FileFormatError(f"{len(vectors)} vectors but {len(labels)} labels")
+    return StoreData(vectors, labels, info, chunks)
 
 
-def write_store_file(path: Path, index_bytes: Any, header: Mapping[str, Any]) -> None:
+def write_store_file(path: Path, data: StoreData) -> None:
     """Write to a temp file beside `path`, fsync, rename over it: readers see the old file or the new one."""
-    payload = json.dumps(header, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    info = _utf8(json.dumps(data.info, ensure_ascii=False))
+    chunks = _utf8(_dump_rows(data.chunks))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     done = False
     try:
         with os.fdopen(fd, "wb") as tmp:
-            np.savez(tmp, index=index_bytes, docstore=np.frombuffer(payload, dtype=np.uint8))
+            np.savez(tmp, vectors=data.vectors, labels=data.labels, info=info, chunks=chunks)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
@@ -58,6 +78,19 @@ def write_store_file(path: Path, index_bytes: Any, header: Mapping[str, Any]) ->
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
     _fsync_directory(path.parent)
+
+
+def _dump_rows(rows: list[list[Any]]) -> str:
+    """json.dumps(rows), one slice at a time."""
+    pieces = (
+        json.dumps(rows[start : start + _ROWS_PER_SLICE], ensure_ascii=False)[1:-1]
+        for start in range(0, len(rows), _ROWS_PER_SLICE)
+    )
+    return "[" + ", ".join(pieces) + "]"
+
+
+def _utf8(text: str) -> npt.NDArray[np.uint8]:
+    return np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from server.errors import InvalidInput
-from server.vectorstores.base import VectorStore, Vectors
+from server.vectorstores.base import Vectors, VectorStore
 
 DIM = 16
 

