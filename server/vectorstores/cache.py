@@ -69,7 +69,9 @@ class StoreCache:
                 if entry is None:
                     break
                 del self._entries[key]
-            self._close_claimed([(key, entry.store)])  # stale spec: close it, then loop round to open anew
+            # A stale spec: close the old store, then loop round to open the new one.
+            for error in self._close_claimed([(key, entry.store)]):
+                logger.error("closing a vector store opened with an older spec failed", exc_info=error)
         return self._open_claimed(key, spec)
 
     def evict(self, kb_name: str, embed_model: str | None = None) -> int:
