@@ -68,6 +68,21 @@ class KbSettings(_Section):
         return self
 
 
+class MilvusSettings(_Section):
+    uri: str = Field("", description="a Milvus Lite file, or http://host:19530; empty: <data_dir>/milvus.db")
+    token: SecretStr | None = Field(None, description="user:password or an API key for a Milvus server")
+    index_type: Literal["HNSW", "AUTOINDEX", "FLAT"] = "HNSW"
+
+
+class PgSettings(_Section):
+    uri: str | None = Field(None, description="postgresql+psycopg://user:password@host:5432/db; unset: pg is off")
+
+
+class VectorStoreSettings(_Section):
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
+    pg: PgSettings = Field(default_factory=PgSettings)
+
+
 class EmbedModelConfig(_Section):
     backend: EmbedBackend
     path: str | None = Field(None, description="local model directory (sentence_transformers)")
@@ -109,9 +124,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: ApiSettings = Field(default_factory=ApiSettings)
     kb: KbSettings = Field(default_factory=KbSettings)
+    vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     embed_models: dict[str, EmbedModelConfig] = Field(default_factory=_default_embed_models)
 
-    @field_validator("api", "kb", "embed_models", mode="before")
+    @field_validator("api", "kb", "vector_stores", "embed_models", mode="before")
     @classmethod
     def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
         # A YAML section whose keys are all commented out parses as None: treat it as "all defaults".
@@ -129,6 +145,19 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'info.db').resolve()}"
+
+    def store_options(self) -> dict[str, dict[str, Any]]:
+        """Connection settings handed to the vector store backends (secrets unwrapped, defaults resolved)."""
+        milvus = self.vector_stores.milvus
+        token = milvus.token.get_secret_value() if milvus.token else None
+        return {
+            "milvus": {
+                "uri": milvus.uri or str((self.data_dir / "milvus.db").resolve()),
+                "token": token,
+                "index_type": milvus.index_type,
+            },
+            "pg": {"uri": self.vector_stores.pg.uri},
+        }
 
     @property
     def max_upload_bytes(self) -> int:

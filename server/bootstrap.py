@@ -26,11 +26,12 @@ def build_context(settings: Settings, *, embeddings: EmbeddingPool | None = None
         data_dir=settings.data_dir,
         sessions=make_session_factory(engine),
         embeddings=embeddings or EmbeddingPool(settings.embed_models),
-        stores=StoreCache(capacity=kb.loaded_stores),
+        stores=StoreCache(capacity=kb.loaded_stores, options=settings.store_options()),
         default_vs_type=kb.default_vs_type,
         default_embed_model=kb.default_embed_model,
         defaults=ChunkDefaults(kb.chunk_size, kb.chunk_overlap, kb.zh_title_enhance, kb.top_k, kb.score_threshold),
         parse_workers=kb.parse_workers,
+        store_options=settings.store_options(),
     )
 
 

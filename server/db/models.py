@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_collection_name() -> str:
+    """A fresh store-side name: ASCII, starts with a letter, valid for Milvus collections and SQL tables."""
+    return f"zk_{uuid.uuid4().hex[:16]}"
 
 
 class Base(DeclarativeBase):
@@ -25,6 +31,7 @@ class KnowledgeBase(Base):
     info: Mapped[str] = mapped_column(Text, default="", nullable=False)
     vs_type: Mapped[str] = mapped_column(String(32), nullable=False)
     embed_model: Mapped[str] = mapped_column(String(128), nullable=False)
+    vs_collection: Mapped[str] = mapped_column(String(64), default=new_collection_name, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     files: Mapped[list[KnowledgeFile]] = relationship(

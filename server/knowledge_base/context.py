@@ -61,7 +61,9 @@ class KbContext:
         vs_type: str | None = None,
         embed_model: str | None = None,
         directory: Path | None = None,
+        collection: str | None = None,
     ) -> StoreSpec:
+        """Where `kb`'s vectors live; the keyword arguments describe another location (a rebuild target)."""
         model = embed_model or kb.embed_model
         return StoreSpec(
             vs_type=vs_type or kb.vs_type,
@@ -70,6 +72,7 @@ class KbContext:
             embed_model=model,
             dim=self.embeddings.dim(model),
             directory=directory or vector_dir(self.data_dir, kb.name, model),
+            collection=collection or kb.vs_collection,
         )
 
     def store_for(self, kb: KnowledgeBase) -> VectorStore:

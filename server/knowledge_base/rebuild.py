@@ -10,21 +10,20 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete
 
 from server.db import repository as repo
 from server.db.engine import session_scope
-from server.db.models import KnowledgeBase, KnowledgeFile
+from server.db.models import KnowledgeBase, KnowledgeFile, new_collection_name
 from server.errors import InvalidInput, ZhikuError
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.ingest import ChunkParams, PreparedFile, embed_prepared, prepare_custom, prepare_file
 from server.knowledge_base.paths import content_file, list_content_files, vector_dir
 from server.knowledge_base.writer import load_kb
 from server.vectorstores.base import VectorStore
-from server.vectorstores.factory import create_store
+from server.vectorstores.factory import StoreSpec, create_store
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +63,19 @@ def recreate_vector_store(
         if not names and not custom and not allow_empty_kb:
             raise InvalidInput(f"knowledge base {kb_name!r} has no files to rebuild from (allow_empty_kb=false)")
         building = vector_dir(ctx.data_dir, kb_name, model).with_name(f".building-{uuid.uuid4().hex[:8]}")
-        store = create_store(
-            ctx.store_spec(kb, vs_type=vs_type, embed_model=model, directory=building), ctx.store_options
+        spec = ctx.store_spec(
+            kb, vs_type=vs_type, embed_model=model, directory=building, collection=new_collection_name()
         )
+        store = create_store(spec, ctx.store_options)
         try:
             store.create()
             done, failed = _fill(ctx, kb, store, model, names, custom, params, on_progress)
             store.flush()
             store.close()
-            _switch(ctx, kb, vs_type, model, building, done)
+            _switch(ctx, kb, spec, done)
         except BaseException:
             store.close()
-            shutil.rmtree(building, ignore_errors=True)
+            store.drop()
             raise
     return failed
 
@@ -123,29 +123,24 @@ def _fill(
     return done, failed
 
 
-def _switch(
-    ctx: KbContext,
-    kb: KnowledgeBase,
-    vs_type: str,
-    model: str,
-    building: Path,
-    done: list[tuple[PreparedFile, list[str]]],
-) -> None:
-    """Point the registry and the store location at the new vectors, then drop the old ones."""
-    old_store_spec = ctx.store_spec(kb)
+def _switch(ctx: KbContext, kb: KnowledgeBase, new: StoreSpec, done: list[tuple[PreparedFile, list[str]]]) -> None:
+    """Point the registry (and, for FAISS, the folder) at the new vectors, then drop the old ones."""
+    old = ctx.store_spec(kb)
     ctx.stores.evict(kb.name)
-    final = vector_dir(ctx.data_dir, kb.name, model)
+    final = vector_dir(ctx.data_dir, kb.name, new.embed_model)
     retired = final.with_name(f".retired-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        final.rename(retired)
-    building.rename(final)
+    if new.vs_type == "faiss":
+        if final.exists():
+            final.rename(retired)
+        new.directory.rename(final)
     with session_scope(ctx.sessions) as session:
         session.execute(delete(KnowledgeFile).where(KnowledgeFile.kb_id == kb.id))
         for prepared, ids in done:
             repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
         row = repo.require_kb(session, kb.name)
-        row.vs_type, row.embed_model = vs_type, model
+        row.vs_type, row.embed_model, row.vs_collection = new.vs_type, new.embed_model, new.collection
     shutil.rmtree(retired, ignore_errors=True)
-    if (old_store_spec.vs_type, old_store_spec.embed_model) != (vs_type, model):
-        create_store(old_store_spec, ctx.store_options).drop()
-    log.info("rebuilt %s: %d files into %s/%s", kb.name, len(done), vs_type, model)
+    replaced_in_place = old.vs_type == new.vs_type == "faiss" and old.directory == final
+    if not replaced_in_place:
+        create_store(old, ctx.store_options).drop()
+    log.info("rebuilt %s: %d files into %s/%s", kb.name, len(done), new.vs_type, new.embed_model)

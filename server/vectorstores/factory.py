@@ -20,12 +20,13 @@ from server.vectorstores.base import VectorStore
 
 @dataclass(frozen=True)
 class StoreSpec:
-    vs_type: str  # "faiss" now; "milvus", "pg" later
+    vs_type: str  # "faiss", "milvus", "pg"
     kb_id: int
     kb_name: str
     embed_model: str
     dim: int
     directory: Path  # <data_dir>/<kb>/vector_store/<embed_model>/ (used by faiss)
+    collection: str = ""  # an ASCII name from the registry for server backends (KB names may be Chinese)
 
     def __post_init__(self) -> None:
         if self.dim <= 0:
