@@ -51,7 +51,9 @@ def _apply(ctx: KbContext, kb: KnowledgeBase, store: VectorStore, chunk_id: str,
             file.custom_docs = True
             return
         text, metadata = _parse_doc(chunk_id, doc)
-        found = existing.file if existing else repo.get_file(session, kb_id=kb.id, file_name=str(metadata.get("source")))
+        found = (
+            existing.file if existing else repo.get_file(session, kb_id=kb.id, file_name=str(metadata.get("source")))
+        )
         if found is None:
             raise FileNotInKnowledgeBase(
                 f"chunk {chunk_id} is unknown; to add a chunk, give metadata.source naming a file of the KB"

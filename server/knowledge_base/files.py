@@ -121,7 +121,7 @@ class FileService:
         prepared, parse_failed = self._prepare(accepted, params, custom_docs or {})
         failed.update(parse_failed)
         embed_prepared(self.ctx.embeddings, kb.embed_model, prepared)
-        failed.update(commit_files(self.ctx, kb_name, prepared, move=True))
+        failed.update(commit_files(self.ctx, kb_name, prepared, move=True, replace=override))
         return failed
 
     def _exists(self, kb_name: str, kb_id: int, file_name: str) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from server.db import repository as repo
 from server.db.engine import session_scope
 from server.db.models import KnowledgeBase
-from server.errors import FileNotInKnowledgeBase, StorageError, ZhikuError
+from server.errors import DuplicateFile, FileNotInKnowledgeBase, StorageError, ZhikuError
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.ingest import PreparedFile
 from server.knowledge_base.paths import content_file
@@ -24,9 +24,12 @@ def load_kb(ctx: KbContext, kb_name: str) -> KnowledgeBase:
         return repo.require_kb(session, kb_name)
 
 
-def commit_files(ctx: KbContext, kb_name: str, files: Sequence[PreparedFile], *, move: bool) -> dict[str, ZhikuError]:
+def commit_files(
+    ctx: KbContext, kb_name: str, files: Sequence[PreparedFile], *, move: bool, replace: bool = True
+) -> dict[str, ZhikuError]:
     """Write each file under the KB's lock; returns {file_name: reason} for the files that failed.
 
+    Without `replace`, a file that another request registered meanwhile fails as a duplicate.
     With `move`, each file's `source_path` (a staged upload) is renamed into the content folder once its chunks
     and registry rows are in place; a file that fails leaves the old version of everything untouched.
     """
@@ -39,7 +42,7 @@ def commit_files(ctx: KbContext, kb_name: str, files: Sequence[PreparedFile], *,
         try:
             for prepared in files:
                 try:
-                    _commit_one(ctx, kb, store, prepared, move)
+                    _commit_one(ctx, kb, store, prepared, move, replace)
                 except ZhikuError as error:
                     failed[prepared.record.file_name] = error
                 except OSError as error:
@@ -50,8 +53,15 @@ def commit_files(ctx: KbContext, kb_name: str, files: Sequence[PreparedFile], *,
     return failed
 
 
-def _commit_one(ctx: KbContext, kb: KnowledgeBase, store: VectorStore, prepared: PreparedFile, move: bool) -> None:
+def _commit_one(
+    ctx: KbContext, kb: KnowledgeBase, store: VectorStore, prepared: PreparedFile, move: bool, replace: bool
+) -> None:
     assert prepared.vectors is not None, "embed_prepared() must run before commit_files()"
+    name = prepared.record.file_name
+    if not replace:
+        with session_scope(ctx.sessions) as session:
+            if repo.get_file(session, kb_id=kb.id, file_name=name) is not None:
+                raise DuplicateFile(f"{name} was added to {kb.name!r} meanwhile; upload with override=true")
     new_ids = store.add(prepared.texts, prepared.vectors, prepared.metadatas)
     try:
         with session_scope(ctx.sessions) as session:
