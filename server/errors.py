@@ -90,3 +90,65 @@ class StorageError(ZhikuError):
 
 class ConfigError(ZhikuError):
     """Settings that cannot be used; raised at start-up, naming the key."""
+
+
+class LlmNotConfigured(ZhikuError):
+    """No chat model is set up (or none is named and there is no `default_llm`)."""
+
+    status_code = 503
+
+
+class UnknownModel(ZhikuError):
+    status_code = 404
+
+
+class LlmUnavailable(ZhikuError):
+    """The LLM endpoint (our worker or a remote one) could not be reached or timed out."""
+
+    status_code = 503
+
+
+class LlmUpstreamError(ZhikuError):
+    """The LLM endpoint answered with an error or with something that is not the OpenAI protocol."""
+
+    status_code = 502
+
+
+class MessageNotFound(ZhikuError):
+    status_code = 404
+
+
+class TempKnowledgeNotFound(ZhikuError):
+    """A `knowledge_id` from upload_temp_docs that is unknown or has expired."""
+
+    status_code = 404
+
+
+class PromptNotFound(ZhikuError):
+    status_code = 404
+
+
+class ModelSwitchUnsupported(ZhikuError):
+    status_code = 501
+
+
+class PortInUse(ZhikuError):
+    """startup.py found a service's port already bound; nothing was started."""
+
+
+class ServiceFailed(ZhikuError):
+    """A process started by startup.py exited or did not become ready; carries the tail of its log."""
+
+    def __init__(self, service: str, reason: str, log_tail: str) -> None:
+        super().__init__(f"{service} {reason}")
+        self.service = service
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+class ModelLoadError(ZhikuError):
+    """The LLM worker could not load a chat model (missing folder, missing package, no GPU for quantization)."""
+
+
+class StoreNotConfigured(StoreUnavailable):
+    """A vector store type whose connection settings are missing (e.g. vector_stores.pg.uri)."""

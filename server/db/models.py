@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 with the UTC offset; SQLite hands timestamps back without their zone."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 def new_collection_name() -> str:
     """A fresh store-side name: ASCII, starts with a letter, valid for Milvus collections and SQL tables."""
     return f"zk_{uuid.uuid4().hex[:16]}"

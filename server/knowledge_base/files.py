@@ -10,6 +10,7 @@ from typing import Any
 
 from server.db import repository as repo
 from server.db.engine import session_scope
+from server.db.models import iso_utc
 from server.db.repository import FileOrder
 from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName, ZhikuError
 from server.knowledge_base.context import KbContext
@@ -82,7 +83,7 @@ class FileService:
                     row.chunk_overlap,
                     row.custom_docs,
                     row.version,
-                    row.updated_at.isoformat(),
+                    iso_utc(row.updated_at),
                     content_file(self.ctx.data_dir, kb.name, row.file_name).is_file(),
                     True,
                 )

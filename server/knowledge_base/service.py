@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from server.db import repository as repo
 from server.db.engine import session_scope
-from server.db.models import Chunk, KnowledgeBase
+from server.db.models import Chunk, KnowledgeBase, iso_utc
 from server.errors import FileNotInKnowledgeBase, InvalidInput, UnknownVectorStore
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.paths import content_file, kb_dir, validate_file_path, validate_kb_name
@@ -70,7 +70,7 @@ class KnowledgeBaseService:
     @staticmethod
     def _summary(session: Any, kb: KnowledgeBase) -> KbSummary:
         count = repo.count_files(session, kb_id=kb.id)
-        return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, kb.created_at.isoformat())
+        return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, iso_utc(kb.created_at))
 
     def create(
         self, name: str, *, vs_type: str | None = None, embed_model: str | None = None, info: str = ""

@@ -42,6 +42,7 @@ class _Backend:
 _BACKENDS: Mapping[str, _Backend] = MappingProxyType(
     {
         "faiss": _Backend("server.vectorstores.faiss_store", "faiss-cpu"),
+        "pg": _Backend("server.vectorstores.pg_store", "psycopg[binary] and pgvector"),
     }
 )
 SUPPORTED_VS_TYPES: tuple[str, ...] = tuple(_BACKENDS)

@@ -1,0 +1,52 @@
+"""Retrieved chunks as numbered prompt context and as numbered citations (Markdown) for the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import quote, urlencode
+
+from server.knowledge_base.service import SearchResult
+
+NOTHING_FOUND = (
+    "未找到相关文档，该回答并非依据知识库内容。/ No relevant documents were found; this answer is not based on the "
+    "knowledge base."
+)
+
+
+def _source(result: SearchResult) -> str:
+    return str(result.metadata.get("source") or "unknown")
+
+
+def _page(result: SearchResult) -> str:
+    page = result.metadata.get("page")
+    return f" (page {page})" if page not in (None, "") else ""
+
+
+def numbered_context(results: Sequence[SearchResult]) -> str:
+    """The chunks as "[1] text", separated by blank lines, for the {{ context }} placeholder."""
+    return "\n\n".join(f"[{number}] {result.page_content}" for number, result in enumerate(results, start=1))
+
+
+def download_link(kb_name: str, file_name: str) -> str:
+    query = urlencode({"knowledge_base_name": kb_name, "file_name": file_name}, quote_via=quote)
+    return f"/knowledge_base/download_doc?{query}"
+
+
+def markdown_citations(results: Sequence[SearchResult], kb_name: str | None) -> list[str]:
+    """One Markdown string per chunk: number, file (a download link when `kb_name` is given), page, text."""
+    if not results:
+        return [NOTHING_FOUND]
+    docs = []
+    for number, result in enumerate(results, start=1):
+        source = _source(result)
+        name = f"[{source}]({download_link(kb_name, source)})" if kb_name else f"[{source}]"
+        docs.append(f"出处 [{number}] {name}{_page(result)}\n\n{result.page_content}")
+    return docs
+
+
+def plain_sources(results: Sequence[SearchResult]) -> str:
+    """A trailing "Sources" block for answers that are plain text (the OpenAI-compatible route)."""
+    if not results:
+        return f"\n\n{NOTHING_FOUND}"
+    lines = [f"[{number}] {_source(result)}{_page(result)}" for number, result in enumerate(results, start=1)]
+    return "\n\n来源 / Sources:\n" + "\n".join(lines)

@@ -1,0 +1,214 @@
+"""The chat flows behind the routes: plain LLM chat with saved conversations, and chat over retrieved chunks.
+
+Each flow resolves the model, checks its input and starts the answer *before* returning its events, so every
+failure that can happen up front becomes a proper HTTP status instead of an error inside an event stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.concurrency import run_in_threadpool
+
+from server.chat.citations import markdown_citations, numbered_context
+from server.chat.conversations import ChatMessage, ConversationStore
+from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
+from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
+from server.chat.prompts import PromptTemplates
+from server.errors import InvalidInput, ZhikuError
+from server.knowledge_base.service import SearchResult
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+KbKind = Literal["knowledge_base_chat", "file_chat"]
+
+NO_LLM_ANSWER = (
+    "（未配置大语言模型，这不是模型的回答：下面只列出为您的问题检索到的文档。）\n"
+    f"No LLM is configured, so this is not a model's answer: below are only the documents retrieved for your "
+    f"question. To get answers, {HOW_TO_CONFIGURE}."
+)
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    model_name: str | None = None
+    params: ChatParams = field(default_factory=ChatParams)
+    prompt_name: str = "default"
+
+
+@dataclass(frozen=True)
+class KbAnswer:
+    """A started answer over retrieved chunks (`deltas` is None when no LLM is configured)."""
+
+    results: list[SearchResult]
+    deltas: AsyncGenerator[ChatDelta, None] | None
+    endpoint: LlmEndpoint | None
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        registry: LlmRegistry,
+        client: LlmClient,
+        prompts: PromptTemplates,
+        conversations: ConversationStore,
+    ) -> None:
+        self.registry = registry
+        self.client = client
+        self.prompts = prompts
+        self.conversations = conversations
+
+    def endpoint(self, model_name: str | None, params: ChatParams) -> LlmEndpoint:
+        endpoint = self.registry.resolve(model_name)
+        if params.max_tokens is not None and params.max_tokens > endpoint.context_length:
+            raise InvalidInput(
+                f"max_tokens {params.max_tokens} is more than the context length of {endpoint.name} "
+                f"({endpoint.context_length}); ask for fewer tokens or leave max_tokens out"
+            )
+        return endpoint
+
+    async def start(
+        self, endpoint: LlmEndpoint, messages: Sequence[ChatMessage], params: ChatParams
+    ) -> AsyncGenerator[ChatDelta, None]:
+        return await started(self.client.stream(endpoint, messages, params))
+
+    async def llm_chat(
+        self,
+        query: str,
+        *,
+        conversation_id: str,
+        history_len: int,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Events {"text", "message_id", "conversation_id"}; the turn is saved once the answer is complete."""
+        endpoint = self.endpoint(options.model_name, options.params)
+        prompt = self.prompts.render("llm_chat", options.prompt_name, input=query)
+        if not history and conversation_id:
+            history = await run_in_threadpool(self.conversations.history, conversation_id, history_len)
+        messages = [*history, {"role": "user", "content": prompt}]
+        deltas = await self.start(endpoint, messages, options.params)
+        ids = {"message_id": uuid.uuid4().hex, "conversation_id": conversation_id or uuid.uuid4().hex}
+        meta = {"model_name": endpoint.name, "prompt_name": options.prompt_name}
+        save = _saver(self.conversations, ids, query, meta)
+        return _text_events(deltas, ids, save) if stream else _single(_text_events(deltas, ids, save), "text")
+
+    async def kb_answer(
+        self,
+        query: str,
+        *,
+        kind: KbKind,
+        retrieve: Callable[[], list[SearchResult]],
+        history: list[ChatMessage],
+        options: ChatOptions,
+    ) -> KbAnswer:
+        """Retrieve, build the prompt from the numbered chunks and start the model's answer."""
+        endpoint = self.endpoint(options.model_name, options.params) if self.registry.names() else None
+        self.prompts.get(kind, options.prompt_name)  # an unknown prompt name fails before any work
+        results = await run_in_threadpool(retrieve)
+        if endpoint is None:
+            return KbAnswer(results, None, None)
+        prompt = self.kb_prompt(query, results, kind, options.prompt_name)
+        deltas = await self.start(endpoint, [*history, {"role": "user", "content": prompt}], options.params)
+        return KbAnswer(results, deltas, endpoint)
+
+    def kb_prompt(self, query: str, results: Sequence[SearchResult], kind: KbKind, prompt_name: str) -> str:
+        if results:
+            return self.prompts.render(kind, prompt_name, context=numbered_context(results), question=query)
+        # Nothing retrieved: the "empty" template of the same name when there is one, else its default.
+        name = prompt_name if prompt_name in self.prompts.names("empty") else "default"
+        return self.prompts.render("empty", name, question=query)
+
+    async def kb_chat(
+        self,
+        query: str,
+        *,
+        kind: KbKind,
+        retrieve: Callable[[], list[SearchResult]],
+        link_kb: str | None,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Events {"answer": piece}… then {"docs": [citations]}; one {"answer", "docs"} when not streaming."""
+        answer = await self.kb_answer(query, kind=kind, retrieve=retrieve, history=history, options=options)
+        docs = markdown_citations(answer.results, link_kb)
+        events = _answer_events(answer.deltas, docs)
+        return events if stream else _single(events, "answer")
+
+
+def _saver(
+    store: ConversationStore, ids: dict[str, str], query: str, meta: dict[str, Any]
+) -> Callable[[str], None]:
+    def save(response: str) -> None:
+        try:
+            store.save_message(
+                message_id=ids["message_id"],
+                conversation_id=ids["conversation_id"],
+                chat_type="llm_chat",
+                query=query,
+                response=response,
+                meta=meta,
+            )
+        except ZhikuError as error:
+            log.error("could not save message %s: %s", ids["message_id"], error.message)
+
+    return save
+
+
+async def _text_events(
+    deltas: AsyncGenerator[ChatDelta, None], ids: dict[str, str], save: Callable[[str], None]
+) -> AsyncGenerator[Event, None]:
+    parts: list[str] = []
+    try:
+        async for delta in deltas:
+            if delta.text:
+                parts.append(delta.text)
+                yield {"text": delta.text, **ids}
+    except ZhikuError as error:
+        log.warning("answer stopped: %s", error.message)
+        yield {"code": error.status_code, "msg": error.message, **ids}
+    finally:
+        await deltas.aclose()
+        save("".join(parts))  # also when the client went away: the partial answer is what it saw
+
+
+async def _answer_events(
+    deltas: AsyncGenerator[ChatDelta, None] | None, docs: list[str]
+) -> AsyncGenerator[Event, None]:
+    if deltas is None:
+        yield {"answer": NO_LLM_ANSWER}
+    else:
+        try:
+            async for delta in deltas:
+                if delta.text:
+                    yield {"answer": delta.text}
+        except ZhikuError as error:
+            log.warning("answer stopped: %s", error.message)
+            yield {"code": error.status_code, "msg": error.message}
+        finally:
+            await deltas.aclose()
+    yield {"docs": docs}
+
+
+async def _single(events: AsyncGenerator[Event, None], text_key: str) -> AsyncGenerator[Event, None]:
+    """All events merged into one: the text pieces joined, the other fields kept (an error wins)."""
+    merged: Event = {text_key: ""}
+    try:
+        async for event in events:
+            if "code" in event:
+                merged = {key: value for key, value in event.items() if key != text_key}
+                break
+            merged[text_key] += event.pop(text_key, "")
+            merged.update(event)
+    finally:
+        await events.aclose()
+    yield merged
+

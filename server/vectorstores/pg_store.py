@@ -1,0 +1,335 @@
+"""PostgreSQL + pgvector vector store: one table per knowledge base (and rebuild generation).
+
+The table is named after the registry's ASCII collection name (never the KB name) and holds
+`id text primary key, embedding vector(dim), text text, metadata jsonb`, with an HNSW index on the cosine
+distance. Every value travels as a bound parameter; the table name is checked against a strict pattern and
+quoted as an identifier. Each call is its own transaction, so `flush()` has nothing to do.
+
+HNSW is approximate. Searches raise `hnsw.ef_search` to at least 100 (and to `top_k`) and turn on pgvector's
+iterative scan (0.8+) in strict order, so a `where` filter still fills `top_k` and results stay sorted. Up to
+about ef_search rows the index visits every row, so small knowledge bases get exact answers; bigger ones get
+HNSW's usual recall (well above 95% at these settings).
+
+Stores on the same URL share one SQLAlchemy engine (and its connection pool) per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+from pgvector.sqlalchemy import VECTOR
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    Text,
+    any_,
+    create_engine,
+    func,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from server.errors import ConfigError, InvalidInput, StoreCorrupted, StoreNotConfigured, StoreUnavailable, ZhikuError
+from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
+from server.vectorstores.checks import checked_batch, plain_metadata, query_row
+
+if TYPE_CHECKING:
+    from server.vectorstores.factory import StoreSpec
+
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MIN_EF_SEARCH = 100  # pgvector's default is 40; 100 buys recall for about 2x the (small) search time
+_MAX_EF_SEARCH = 1000  # pgvector's upper limit; the iterative scan goes on past it when top_k needs more
+_CREATE_LOCK = 0x7A68_696B_7500  # an advisory lock id that serialises create() across processes
+_CONNECT_TIMEOUT_S = 5
+_VECTOR_FLAG = "zhiku_pgvector_registered"  # set in a pooled connection's info once its adapters know `vector`
+
+_EXTENSION_VERSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+_EMBEDDING_TYPE = text(
+    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+    "WHERE attrelid = to_regclass(:table) AND attname = 'embedding'"
+)
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def make_engine(uri: str) -> Engine:
+    """A new engine for `uri` (postgresql:// or postgresql+psycopg://); fails fast when the server is down."""
+    url = _checked_url(uri)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def shared_engine(uri: str) -> Engine:
+    """The process's engine for `uri`, made on first use."""
+    with _engines_lock:
+        engine = _engines.get(uri)
+        if engine is None:
+            engine = _engines[uri] = make_engine(uri)
+        return engine
+
+
+def dispose_engine(uri: str) -> None:
+    """Close the pooled connections of `uri`'s shared engine and forget it (the next store makes a new one)."""
+    with _engines_lock:
+        engine = _engines.pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> PgStore:
+    """The factory's entry point; `options["pg"]["uri"]` is the server's SQLAlchemy URL."""
+    uri = (options.get("pg") or {}).get("uri")
+    if not uri:
+        raise StoreNotConfigured(
+            "the 'pg' vector store is not configured: set vector_stores.pg.uri in configs/settings.yaml "
+            "(or ZHIKU_VECTOR_STORES__PG__URI) to postgresql+psycopg://user:password@host:5432/database"
+        )
+    return PgStore(shared_engine(uri), spec.collection, spec.dim, kb_name=spec.kb_name)
+
+
+class PgStore:
+    """One knowledge base's vectors in table `table` of the database `engine` points at."""
+
+    def __init__(self, engine: Engine, table: str, dim: int, *, kb_name: str = "KB") -> None:
+        if not TABLE_NAME.match(table):
+            raise InvalidInput(f"pg table name {table!r} must match {TABLE_NAME.pattern}")
+        if dim <= 0:
+            raise InvalidInput(f"vector dimension must be positive, got {dim}")
+        self._engine = engine
+        self._dim = dim
+        self._kb_name = kb_name
+        self._name = table
+        self._table = Table(
+            table,
+            MetaData(),
+            Column("id", Text, primary_key=True),
+            Column("embedding", VECTOR(dim), nullable=False),
+            Column("text", Text, nullable=False),
+            Column("metadata", JSONB, nullable=False),
+            quote=True,
+        )
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def table(self) -> str:
+        return self._name
+
+    def create(self) -> None:
+        with self._transaction("create the table") as conn:
+            conn.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+            _ensure_extension(conn)
+            found = conn.execute(select(func.to_regclass(_quoted(self._name)))).scalar()
+            if found is None:
+                self._table.create(conn)
+                conn.exec_driver_sql(_index_ddl(self._name))
+            else:
+                self._check_dim(conn)
+
+    def drop(self) -> None:
+        with self._transaction("drop the table") as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quoted(self._name)}")
+
+    def add(
+        self,
+        texts: Sequence[str],
+        vectors: Vectors,
+        metadatas: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        batch = checked_batch(texts, vectors, metadatas, ids, self._dim)
+        if not batch.ids:
+            return []
+        with self._transaction("add chunks") as conn:
+            id_col = self._table.c["id"]
+            clash = conn.execute(select(id_col).where(id_col == any_(_text_array(batch.ids))).limit(3)).scalars()
+            if found := list(clash):
+                raise InvalidInput(f"ids already exist in the store, e.g. {found}")
+            raw = _driver_connection(conn)
+            copy_sql = sql.SQL("COPY {} (id, embedding, text, metadata) FROM STDIN (FORMAT BINARY)")
+            with raw.cursor() as cursor, cursor.copy(copy_sql.format(sql.Identifier(self._name))) as copy:
+                copy.set_types(["text", "vector", "text", "jsonb"])
+                rows = zip(batch.ids, batch.vectors, batch.texts, batch.metadatas, strict=True)
+                for chunk_id, vector, body, meta in rows:
+                    copy.write_row((chunk_id, vector, body, Jsonb(meta)))
+        return batch.ids
+
+    def delete(self, ids: Sequence[str]) -> int:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return 0
+        id_col = self._table.c["id"]
+        with self._transaction("delete chunks") as conn:
+            deleted = conn.execute(sql_delete(self._table).where(id_col == any_(_text_array(wanted))).returning(id_col))
+            return len(deleted.all())
+
+    def search(
+        self,
+        vector: Vectors,
+        top_k: int,
+        score_threshold: float = 0.0,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[Hit]:
+        query = query_row(vector, self._dim, top_k)[0]
+        columns = self._table.c
+        distance = columns["embedding"].cosine_distance(query)
+        statement = select(columns["id"], columns["text"], columns["metadata"], distance).order_by(distance)
+        if where:
+            statement = statement.where(columns["metadata"].contains(plain_metadata([where])[0]))
+        with self._transaction("search") as conn:
+            ef_search = min(max(MIN_EF_SEARCH, top_k), _MAX_EF_SEARCH)
+            conn.execute(select(func.set_config("hnsw.ef_search", str(ef_search), True)))
+            conn.execute(select(func.set_config("hnsw.iterative_scan", "strict_order", True)))
+            rows = conn.execute(statement.limit(top_k)).all()
+        scored = ((row[0], row[1], row[2], cosine_to_score(1.0 - row[3])) for row in rows)
+        return [Hit(cid, body, meta, score) for cid, body, meta, score in scored if score >= score_threshold]
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        if not ids:
+            return []
+        columns = self._table.c
+        statement = select(columns["id"], columns["text"], columns["metadata"])
+        with self._transaction("read chunks") as conn:
+            rows = conn.execute(statement.where(columns["id"] == any_(_text_array(list(ids))))).all()
+        found = {row[0]: (row[1], row[2]) for row in rows}
+        # A fresh dict per returned chunk, so callers may edit what they get.
+        return [StoredChunk(i, found[i][0], plain_metadata([found[i][1]])[0]) for i in ids if i in found]
+
+    def count(self) -> int:
+        with self._transaction("count chunks") as conn:
+            return int(conn.execute(select(func.count()).select_from(self._table)).scalar_one())
+
+    def flush(self) -> None:
+        """Nothing to do: every call commits its own transaction."""
+
+    def close(self) -> None:
+        """Nothing to release: the shared engine's pool outlives the store (see dispose_engine)."""
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except ZhikuError:
+            raise
+        except (DBAPIError, psycopg.Error) as exc:
+            raise self._translate(exc, doing) from exc
+
+    def _translate(self, exc: DBAPIError | psycopg.Error, doing: str) -> ZhikuError:
+        error = exc.orig if isinstance(exc, DBAPIError) else exc
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        state = getattr(error, "sqlstate", None)
+        where = describe_url(self._engine.url)
+        if isinstance(error, psycopg.OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return StoreUnavailable(
+                f"vector store 'pg' at {where} is unreachable ({detail}); "
+                "check that PostgreSQL is running and vector_stores.pg.uri is right"
+            )
+        if state == "42P01":
+            return StoreCorrupted(
+                f"pg table {self._name} of knowledge base {self._kb_name!r} is missing; "
+                f"rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
+            )
+        if state == "22000" and "dimensions" in detail:
+            return self._dim_mismatch(detail)
+        if isinstance(error, psycopg.DataError):
+            return InvalidInput(f"PostgreSQL cannot store these chunks ({detail}); remove NUL characters")
+        return StoreUnavailable(f"vector store 'pg' at {where} could not {doing}: {detail}")
+
+    def _check_dim(self, conn: Connection) -> None:
+        found = conn.execute(_EMBEDDING_TYPE, {"table": _quoted(self._name)}).scalar()
+        if found != f"vector({self._dim})":
+            raise self._dim_mismatch(f"its embedding column is {found}")
+
+    def _dim_mismatch(self, detail: str) -> StoreCorrupted:
+        return StoreCorrupted(
+            f"pg table {self._name} of knowledge base {self._kb_name!r} does not hold {self._dim}-dim vectors "
+            f"({detail}); rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
+        )
+
+
+def describe_url(url: URL) -> str:
+    """host:port/database with no password, for messages."""
+    host = url.host or str(url.query.get("host") or "localhost")
+    return f"{host}:{url.port or 5432}/{url.database or ''} (user {url.username or '?'}, password hidden)"
+
+
+def _checked_url(uri: str) -> URL:
+    try:
+        url = make_url(uri)
+    except ArgumentError as exc:
+        raise ConfigError(f"vector_stores.pg.uri is not a database URL ({exc}); use postgresql+psycopg://...") from exc
+    if url.drivername == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername != "postgresql+psycopg":
+        shown = url.render_as_string(hide_password=True)
+        raise ConfigError(f"vector_stores.pg.uri {shown} must start with postgresql+psycopg:// (psycopg 3)")
+    return url
+
+
+def _ensure_extension(conn: Connection) -> None:
+    """Create pgvector in this database when missing; needs the CREATE privilege (or a superuser) once."""
+    version = conn.execute(_EXTENSION_VERSION).scalar()
+    if version is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+        except DBAPIError as exc:
+            database = conn.engine.url.database
+            raise StoreUnavailable(
+                f"could not create the pgvector extension in database {database!r} ({str(exc.orig).strip()}); "
+                "install pgvector 0.8+ on the server and have a superuser run there: CREATE EXTENSION vector;"
+            ) from exc
+        version = conn.execute(_EXTENSION_VERSION).scalar()
+    if tuple(int(part) for part in str(version).split(".")[:2]) < (0, 8):
+        raise StoreUnavailable(f"pgvector {version} is too old; upgrade it to 0.8+: ALTER EXTENSION vector UPDATE;")
+
+
+def _index_ddl(table: str) -> str:
+    name = f"{table}_hnsw" if len(table) <= 58 else f"{table[:45]}_{hashlib.sha1(table.encode()).hexdigest()[:12]}_hnsw"
+    return f"CREATE INDEX {_quoted(name)} ON {_quoted(table)} USING hnsw (embedding vector_cosine_ops)"
+
+
+def _quoted(identifier: str) -> str:
+    """Only for names that matched TABLE_NAME (plus a suffix): they hold no quote to escape."""
+    return f'"{identifier}"'
+
+
+def _text_array(values: list[str]) -> Any:
+    return literal(values, ARRAY(Text))
+
+
+def _driver_connection(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under `conn`, taught the `vector` type once per pooled connection."""
+    fairy = conn.connection
+    raw = fairy.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise ConfigError("the pg vector store needs the psycopg 3 driver (postgresql+psycopg://)")
+    if not fairy.info.get(_VECTOR_FLAG):
+        register_vector(raw)
+        fairy.info[_VECTOR_FLAG] = True
+    return raw
