@@ -23,10 +23,10 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 install: $(STAMP)
 install-test: $(TEST_STAMP)
 
-# First run: creates the tables and builds the sample knowledge base; later runs skip what is already built.
+# Starts the LLM worker (when a local model is configured), the API and the Web UI; Ctrl+C stops them all.
+# First run: startup.py creates the tables and builds the sample knowledge base; later runs skip what is built.
 start: $(STAMP)
-	$(PY) init_database.py --create-tables --recreate-vs --missing
-	$(PY) -m server.api
+	$(PY) startup.py -a
 
 api: $(STAMP)
 	$(PY) -m server.api
@@ -34,7 +34,7 @@ api: $(STAMP)
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy server configs init_database.py
+	$(PY) -m mypy server configs init_database.py startup.py
 
 test: $(TEST_STAMP)
 	bash scripts/system_deps.sh

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 from configs import Settings
+from server.chat.context import ChatContext
+from server.chat.conversations import ConversationStore
+from server.chat.llm_client import LlmClient, make_http_client
+from server.chat.models import LlmRegistry
+from server.chat.prompts import load_prompt_templates
+from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
 from server.db.engine import make_engine, make_session_factory
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.knowledge_base.context import ChunkDefaults, KbContext
 from server.vectorstores.cache import StoreCache
+from server.vectorstores.factory import SUPPORTED_VS_TYPES
+
+PROMPT_TEMPLATES_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompt_templates.yaml"
 
 
 def configure_logging(level: str) -> None:
@@ -40,3 +51,45 @@ def close_context(ctx: KbContext) -> None:
     engine = ctx.sessions.kw.get("bind")
     if engine is not None:
         engine.dispose()
+
+
+def worker_base_url(settings: Settings) -> str:
+    """The OpenAI base URL of our LLM worker (a wildcard bind address is reached on localhost)."""
+    host = settings.llm_worker.host
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.llm_worker.port}/v1"
+
+
+def _ui_defaults(settings: Settings) -> dict[str, Any]:
+    kb = settings.kb
+    return {
+        "top_k": kb.top_k,
+        "score_threshold": kb.score_threshold,
+        "chunk_size": kb.chunk_size,
+        "chunk_overlap": kb.chunk_overlap,
+        "zh_title_enhance": kb.zh_title_enhance,
+        "default_vs_type": kb.default_vs_type,
+        "vector_store_types": list(SUPPORTED_VS_TYPES),
+        "default_embed_model": kb.default_embed_model,
+        "embed_models": sorted(settings.embed_models),
+        "llm_models": sorted(settings.llm_models),
+        "default_llm": settings.default_llm,
+        "temperature": 0.7,
+        "history_len": 3,
+        "max_upload_mb": settings.api.max_upload_mb,
+        "temp_knowledge_ttl_s": TEMP_KNOWLEDGE_TTL_S,
+        "language": settings.webui.language,
+    }
+
+
+def build_chat_context(settings: Settings, kb_ctx: KbContext) -> ChatContext:
+    """Model registry, LLM client, prompt templates, conversation store and temporary knowledge for chat."""
+    return ChatContext(
+        registry=LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings)),
+        client=LlmClient(make_http_client()),
+        prompts=load_prompt_templates(PROMPT_TEMPLATES_FILE),
+        conversations=ConversationStore(kb_ctx.sessions),
+        temp=TempKnowledgeStore(kb_ctx.embeddings, kb_ctx.default_embed_model, parse_workers=kb_ctx.parse_workers),
+        ui_defaults=_ui_defaults(settings),
+    )

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -73,6 +73,7 @@ class Child:
     process: subprocess.Popen[bytes]
     log_file: Path
     log_offset: int
+    started: float = field(default_factory=time.monotonic)
 
     def tail(self, lines: int = TAIL_LINES) -> str:
         return tail_text(self.log_file, self.log_offset, lines)
@@ -171,9 +172,10 @@ class Supervisor:
             if self.stop_requested.wait(POLL_SECONDS):
                 return
             if time.monotonic() > deadline:
-                raise child.failed(f"did not finish within {step.timeout:.0f} s")
+                raise child.failed(f"did not finish within {step.timeout:g} s")
         if child.process.returncode != 0:
             raise child.failed(describe_exit(child.process.returncode))
+        log.info("%s done (%.1f s)", step.name, time.monotonic() - child.started)
         self.children.remove(child)
 
     def start(self, services: Sequence[Service], steps: Sequence[Step] = ()) -> float:
@@ -207,11 +209,11 @@ class Supervisor:
         while not self._answers(client, service):
             self._check_alive()
             if time.monotonic() > deadline:
-                reason = f"did not answer GET {service.health_url} within {service.ready_timeout:.0f} s"
+                reason = f"did not answer GET {service.health_url} within {service.ready_timeout:g} s"
                 raise child.failed(reason)
             if self.stop_requested.wait(POLL_SECONDS):
                 return
-        log.info("%s is ready", service.name)
+        log.info("%s is ready (%.1f s after its start)", service.name, time.monotonic() - child.started)
 
     @staticmethod
     def _answers(client: httpx.Client, service: Service) -> bool:

@@ -18,6 +18,8 @@ from server.api.app import create_app
 from server.bootstrap import build_context, close_context
 from server.knowledge_base.context import KbContext
 
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_milvus", "tests.tiny_llm"]
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 HASH_MODELS: dict[str, Any] = {
     "hash": {"backend": "hash", "dim": 64},

@@ -13,8 +13,20 @@ from configs import Settings
 from server import __version__
 from server.api.deps import require_api_key
 from server.api.envelope import Envelope, install_error_handlers
-from server.api.routes import files, health, knowledge_bases, rebuild, search
-from server.bootstrap import build_context, close_context
+from server.api.routes import (
+    chat,
+    files,
+    health,
+    knowledge_bases,
+    llm_models,
+    openai_compat,
+    other,
+    rebuild,
+    search,
+    server_info,
+    temp_docs,
+)
+from server.bootstrap import build_chat_context, build_context, close_context
 from server.knowledge_base.context import KbContext
 
 
@@ -42,9 +54,11 @@ def create_app(settings: Settings, *, ctx: KbContext | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ctx = ctx or build_context(settings)
+        app.state.chat = build_chat_context(settings, app.state.ctx)
         try:
             yield
         finally:
+            await app.state.chat.aclose()
             close_context(app.state.ctx)
 
     app = FastAPI(
@@ -60,6 +74,8 @@ def create_app(settings: Settings, *, ctx: KbContext | None = None) -> FastAPI:
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
     for module in (knowledge_bases, files, search, rebuild):
+        app.include_router(module.router, dependencies=protected)
+    for module in (chat, temp_docs, llm_models, server_info, other, openai_compat):
         app.include_router(module.router, dependencies=protected)
     app.add_middleware(UploadSizeLimit, limit=settings.max_upload_bytes)
     if settings.api.cors_origins:

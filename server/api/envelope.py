@@ -48,7 +48,10 @@ def failures_response(failed: Mapping[str, ZhikuError], total: int, ok_msg: str)
 def _describe_validation(error: RequestValidationError) -> str:
     parts = []
     for item in error.errors():
-        location = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query", "form"))
+        loc = list(item.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "form", "path", "header"):
+            loc = loc[1:]  # only the leading source: a field may itself be named "query"
+        location = ".".join(str(p) for p in loc)
         parts.append(f"{location or 'request'}: {item.get('msg', 'invalid')}")
     return "invalid request: " + "; ".join(parts)
 

@@ -114,9 +114,10 @@ def parse_event(endpoint: LlmEndpoint, line: str) -> ChatDelta | None:
         raise _garbage(endpoint, "an event has no 'choices' list")
     if not choices:
         return ChatDelta("", None, usage) if isinstance(usage, dict) else None
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-    text = delta.get("content") if isinstance(delta.get("content"), str) else ""
+    choice: dict[str, Any] = choices[0] if isinstance(choices[0], dict) else {}
+    delta = choice.get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    text = content if isinstance(content, str) else ""
     return ChatDelta(text, choice.get("finish_reason"), usage if isinstance(usage, dict) else None)
 
 

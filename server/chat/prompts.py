@@ -51,7 +51,7 @@ class PromptTemplates:
 
 
 def _check(templates: Mapping[str, Mapping[str, str]], source: str) -> None:
-    for kind, allowed in PLACEHOLDERS.items():
+    for kind in PLACEHOLDERS:
         names = templates.get(kind)
         if not names or "default" not in names:
             raise ConfigError(f"{source}: prompt type {kind!r} needs a template named 'default'")

@@ -144,9 +144,7 @@ class ChatService:
         return events if stream else _single(events, "answer")
 
 
-def _saver(
-    store: ConversationStore, ids: dict[str, str], query: str, meta: dict[str, Any]
-) -> Callable[[str], None]:
+def _saver(store: ConversationStore, ids: dict[str, str], query: str, meta: dict[str, Any]) -> Callable[[str], None]:
     def save(response: str) -> None:
         try:
             store.save_message(
@@ -211,4 +209,3 @@ async def _single(events: AsyncGenerator[Event, None], text_key: str) -> AsyncGe
     finally:
         await events.aclose()
     yield merged
-

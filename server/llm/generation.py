@@ -50,7 +50,8 @@ class _EventCriteria(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         halt = any(event.is_set() for event in self.events)
-        return torch.full((input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+        flags = torch.full((input_ids.shape[0],), halt, dtype=torch.bool, device=input_ids.device)
+        return flags  # type: ignore[return-value]
 
 
 class _CallbackStreamer(TextStreamer):

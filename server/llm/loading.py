@@ -10,15 +10,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from server.llm.generation import ChatModel
-
 from server.errors import ModelLoadError
-from server.llm.spec import ModelSpec
+from server.llm.generation import ChatModel
+from server.llm.spec import ModelSpec, check_folder
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, name: str = "") -> str:
     """`auto` picks cuda, then mps, then cpu; an explicit device must be available."""
     import torch
 
@@ -29,9 +28,13 @@ def resolve_device(device: str) -> str:
             return "mps"
         return "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} is set but no CUDA GPU is available; set device: auto or cpu")
+        raise ModelLoadError(
+            f"model {name!r}: device {device!r} is set but no CUDA GPU is available; set device: auto or cpu"
+        )
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError("device 'mps' is set but Apple MPS is not available; set device: auto or cpu")
+        raise ModelLoadError(
+            f"model {name!r}: device 'mps' is set but Apple MPS is not available; set device: auto or cpu"
+        )
     return device
 
 
@@ -48,12 +51,12 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return torch.float32
 
 
-def _quantization_config(quantization: str, dtype: Any) -> Any:
+def _quantization_config(name: str, quantization: str, dtype: Any) -> Any:
     import torch
 
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
         raise ModelLoadError(
-            f"{quantization} loading needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
+            f"model {name!r}: {quantization} loading needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
             "set quantization: none"
         )
     from transformers import BitsAndBytesConfig
@@ -69,7 +72,7 @@ def _placement(spec: ModelSpec, device: str, dtype: Any) -> tuple[dict[str, Any]
 
     kwargs: dict[str, Any] = {"dtype": dtype}
     if spec.quantization != "none":
-        kwargs["quantization_config"] = _quantization_config(spec.quantization, dtype)
+        kwargs["quantization_config"] = _quantization_config(spec.name, spec.quantization, dtype)
         kwargs["device_map"] = "auto" if spec.device == "auto" else {"": device}
         return kwargs, None
     if spec.device == "auto" and device == "cuda" and torch.cuda.device_count() > 1:
@@ -91,18 +94,10 @@ def _apply_adapter(model: Any, spec: ModelSpec) -> Any:
     return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
 
 
-def _check_folder(spec: ModelSpec) -> None:
-    if not (Path(spec.path) / "config.json").is_file():
-        raise ModelLoadError(
-            f"model {spec.name!r}: {spec.path} is not a model folder (no config.json); "
-            "download the model there or fix `path` in llm_models"
-        )
-
-
 def load_chat_model(spec: ModelSpec) -> ChatModel:
     """Load the tokenizer and model of `spec`; raises ModelLoadError naming the model and its folder."""
-    _check_folder(spec)
-    device = resolve_device(spec.device)
+    check_folder(spec)
+    device = resolve_device(spec.device, spec.name)
     dtype = resolve_dtype(spec.dtype, device)
     kwargs, move_to = _placement(spec, device, dtype)
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -110,7 +105,7 @@ def load_chat_model(spec: ModelSpec) -> ChatModel:
     common = {"local_files_only": True, "trust_remote_code": spec.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.path, **common)
-        model = AutoModelForCausalLM.from_pretrained(spec.path, **common, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(spec.path, **common, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as error:
         raise ModelLoadError(f"model {spec.name!r} could not be loaded from {spec.path}: {error}") from error
     if move_to is not None:

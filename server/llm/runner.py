@@ -6,7 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,7 @@ class ModelRunner:
                 self._active -= 1
                 self._served += 1
 
-    async def stream(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[str | Completion]:
+    async def stream(self, prompt_ids: list[int], params: SamplingParams) -> AsyncGenerator[str | Completion, None]:
         """Text pieces, then one Completion. Leaving the loop early (a client gone) cancels the generation."""
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[Item] = asyncio.Queue()

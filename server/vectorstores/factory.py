@@ -42,6 +42,7 @@ class _Backend:
 _BACKENDS: Mapping[str, _Backend] = MappingProxyType(
     {
         "faiss": _Backend("server.vectorstores.faiss_store", "faiss-cpu"),
+        "milvus": _Backend("server.vectorstores.milvus_store", "pymilvus"),
         "pg": _Backend("server.vectorstores.pg_store", "psycopg[binary] and pgvector"),
     }
 )

@@ -9,32 +9,29 @@ a string with another control character is refused, since neither parser can rea
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from server.errors import InvalidInput
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_SPECIAL = re.compile(r'[\\"\n\r\t]')
+_UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
 def string_literal(value: str) -> str:
     """`value` as a double-quoted Milvus string literal; raises InvalidInput for unwritable control characters."""
-    out = []
-    for ch in value:
-        escaped = _ESCAPES.get(ch)
-        if escaped is not None:
-            out.append(escaped)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise InvalidInput(f"a Milvus filter value cannot hold the control character {ch!r}: {value!r}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    bad = _UNWRITABLE.search(value)
+    if bad:
+        raise InvalidInput(f"a Milvus filter value cannot hold the control character {bad.group()!r}: {value!r}")
+    return '"' + _SPECIAL.sub(lambda match: _ESCAPES[match.group()], value) + '"'
 
 
 def is_writable(value: str) -> bool:
     """Whether `string_literal(value)` succeeds."""
-    return all(ch in _ESCAPES or (ord(ch) >= 0x20 and ord(ch) != 0x7F) for ch in value)
+    return _UNWRITABLE.search(value) is None
 
 
 def scalar_literal(value: Any) -> str:

@@ -17,7 +17,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,9 @@ _FIELDS = ["text", "metadata"]
 class MilvusStore:
     """One KB's vectors for one embedding model, in the Milvus collection `collection`."""
 
-    def __init__(self, endpoint: Endpoint, collection: str, dim: int, *, index_type: str = "HNSW") -> None:
+    def __init__(
+        self, endpoint: Endpoint, collection: str, dim: int, *, index_type: str = "HNSW", kb_name: str = "KB"
+    ) -> None:
         if dim <= 0:
             raise InvalidInput(f"vector dimension must be positive, got {dim}")
         if not _COLLECTION_NAME.fullmatch(collection):
@@ -60,9 +63,13 @@ class MilvusStore:
         self._collection = collection
         self._dim = dim
         self._index_type = index_type
+        self._kb_name = kb_name
+        self._loaded = False  # whether this lease has made sure the collection is loaded
         self._write_lock = threading.Lock()
         self._lease_lock = threading.Lock()
-        self._client_handle: Any = POOL.acquire(endpoint)  # connects now, so a bad uri fails at open
+        self._client: Any = None
+        self._release: Callable[[], Any] = lambda: None
+        self._lease()  # connects now, so a bad uri fails at open
 
     @property
     def dim(self) -> int:
@@ -73,10 +80,11 @@ class MilvusStore:
         return self._collection
 
     def create(self) -> None:
-        with self._calls("create the collection") as client:
+        with self._calls("create the collection", load=False) as client:
             if client.has_collection(self._collection):
                 self._check_dimension(client)
                 client.load_collection(self._collection)  # a no-op when loaded; Lite refuses reads when released
+                self._loaded = True
                 return
             client.create_collection(
                 self._collection,
@@ -85,11 +93,13 @@ class MilvusStore:
                 consistency_level=_STRONG,
             )
             client.load_collection(self._collection)
+            self._loaded = True
 
     def drop(self) -> None:
         """Drop the collection and let go of the connection (like `close`; a later call reconnects)."""
-        with self._calls("drop the collection") as client:
-            client.drop_collection(self._collection)
+        with self._calls("drop the collection", load=False) as client:
+            if client.has_collection(self._collection):
+                client.drop_collection(self._collection)
         self.close()
 
     def add(
@@ -104,7 +114,7 @@ class MilvusStore:
             return []
         _check_sizes(batch)
         with self._write_lock, self._calls("add chunks") as client:
-            clash = self._existing(client, batch.ids)
+            clash = [] if ids is None else self._existing(client, batch.ids)  # fresh uuid4s cannot clash
             if clash:
                 raise InvalidInput(f"{len(clash)} ids already exist in the store, e.g. {clash[:3]}")
             self._insert(client, batch)
@@ -167,27 +177,50 @@ class MilvusStore:
     def close(self) -> None:
         """Release this store's share of the connection; the collection stays (use `drop` to remove it)."""
         with self._lease_lock:
-            if self._client_handle is None:
+            if self._client is None:
                 return
-            self._client_handle = None
-        POOL.release(self._endpoint)
+            self._client = None
+            release = self._release
+        release()
 
     # -- internals -------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _calls(self, action: str) -> Iterator[Any]:
-        """The client (reconnecting after `close`), with Milvus errors turned into StoreUnavailable."""
-        with self._lease_lock:
-            if self._client_handle is None:
-                self._client_handle = POOL.acquire(self._endpoint)
-            client = self._client_handle
+    def _calls(self, action: str, *, load: bool = True) -> Iterator[Any]:
+        """The client (reconnecting after `close`), with Milvus errors turned into StoreUnavailable.
+
+        With `load`, the collection is loaded first, once per lease: a restarted Milvus Lite server (the last store
+        on it closed, as after `python init_database.py`) starts with every collection released.
+        """
+        client = self._lease()
         try:
+            if load and not self._loaded:
+                self._load(client)
             yield client
         except MilvusException as exc:
             reason = self._endpoint.redact(str(exc.message))
             raise StoreUnavailable(
                 f"milvus at {self._endpoint.address} could not {action} in collection {self._collection}: {reason}"
             ) from None
+
+    def _lease(self) -> Any:
+        """This store's share of the pooled client. A store dropped without `close` (`create_store(...).drop()`
+        style one-liners) gives its share back when it is garbage-collected, through the finalizer."""
+        with self._lease_lock:
+            if self._client is None:
+                self._client = POOL.acquire(self._endpoint)
+                self._loaded = False
+                self._release = weakref.finalize(self, POOL.release, self._endpoint)
+            return self._client
+
+    def _load(self, client: Any) -> None:
+        if not client.has_collection(self._collection):
+            raise StoreUnavailable(
+                f"the Milvus collection {self._collection} of knowledge base {self._kb_name!r} is missing at "
+                f"{self._endpoint.address}; rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
+            )
+        client.load_collection(self._collection)
+        self._loaded = True
 
     def _schema(self) -> Any:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -262,9 +295,10 @@ class MilvusStore:
 
 
 def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> MilvusStore:
-    """The factory's entry point; `options` are Settings.store_options()["milvus"]."""
-    endpoint = endpoint_from(options)
-    return MilvusStore(endpoint, spec.collection, spec.dim, index_type=str(options.get("index_type") or "HNSW"))
+    """The factory's entry point; `options["milvus"]` is Settings.store_options()["milvus"] (uri, token, index_type)."""
+    milvus = options.get("milvus") or {}
+    index_type = str(milvus.get("index_type") or "HNSW")
+    return MilvusStore(endpoint_from(milvus), spec.collection, spec.dim, index_type=index_type, kb_name=spec.kb_name)
 
 
 def endpoint_from(options: Mapping[str, Any]) -> Endpoint:

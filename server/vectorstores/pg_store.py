@@ -1,23 +1,27 @@
 """PostgreSQL + pgvector vector store: one table per knowledge base (and rebuild generation).
 
 The table is named after the registry's ASCII collection name (never the KB name) and holds
-`id text primary key, embedding vector(dim), text text, metadata jsonb`, with an HNSW index on the cosine
-distance. Every value travels as a bound parameter; the table name is checked against a strict pattern and
-quoted as an identifier. Each call is its own transaction, so `flush()` has nothing to do.
+`id text primary key, embedding vector(dim), text text, metadata jsonb`. Every value travels as a bound
+parameter; the table name is checked against a strict pattern and quoted as an identifier. Each call is its own
+transaction, so `flush()` has nothing to do.
 
-HNSW is approximate. Searches raise `hnsw.ef_search` to at least 100 (and to `top_k`) and turn on pgvector's
-iterative scan (0.8+) in strict order, so a `where` filter still fills `top_k` and results stay sorted. Up to
-about ef_search rows the index visits every row, so small knowledge bases get exact answers; bigger ones get
-HNSW's usual recall (well above 95% at these settings).
+The HNSW index (`USING hnsw (embedding vector_cosine_ops)`) is built once the table holds `index_min_rows`
+chunks (20,000 by default), by the `add` that gets it there. Below that, searches are exact scans, which take
+about as long as an HNSW search at that size (tens of ms), while HNSW makes every insert about 100x slower (10k
+chunks of dim 384: under a second without it, 30-45 s with it on a small machine) and gives approximate
+answers. Building the index over loaded rows is also several times faster than growing it row by row.
 
-Stores on the same URL share one SQLAlchemy engine (and its connection pool) per process.
+HNSW is approximate. With the index, searches raise `hnsw.ef_search` to at least 100 (and to `top_k`) and turn
+on pgvector's iterative scan (0.8+) in strict order, so a `where` filter still fills `top_k` and results stay
+sorted.
+
+Stores on the same URL share one SQLAlchemy engine (and its connection pool) per process (pg_engine.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -35,7 +39,6 @@ from sqlalchemy import (
     Table,
     Text,
     any_,
-    create_engine,
     func,
     literal,
     select,
@@ -43,57 +46,30 @@ from sqlalchemy import (
 )
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import DBAPIError
 
 from server.errors import ConfigError, InvalidInput, StoreCorrupted, StoreNotConfigured, StoreUnavailable, ZhikuError
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
 from server.vectorstores.checks import checked_batch, plain_metadata, query_row
+from server.vectorstores.pg_engine import describe_url, shared_engine
 
 if TYPE_CHECKING:
     from server.vectorstores.factory import StoreSpec
 
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+INDEX_MIN_ROWS = 20_000
 MIN_EF_SEARCH = 100  # pgvector's default is 40; 100 buys recall for about 2x the (small) search time
 _MAX_EF_SEARCH = 1000  # pgvector's upper limit; the iterative scan goes on past it when top_k needs more
 _CREATE_LOCK = 0x7A68_696B_7500  # an advisory lock id that serialises create() across processes
-_CONNECT_TIMEOUT_S = 5
+_BUILD_MEMORY = "256MB"  # maintenance_work_mem for the index build: 100k chunks of dim 384 fit in memory
 _VECTOR_FLAG = "zhiku_pgvector_registered"  # set in a pooled connection's info once its adapters know `vector`
 
 _EXTENSION_VERSION = text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+_EXISTS = text("SELECT to_regclass(:name) IS NOT NULL")
 _EMBEDDING_TYPE = text(
     "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
     "WHERE attrelid = to_regclass(:table) AND attname = 'embedding'"
 )
-
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def make_engine(uri: str) -> Engine:
-    """A new engine for `uri` (postgresql:// or postgresql+psycopg://); fails fast when the server is down."""
-    url = _checked_url(uri)
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-def shared_engine(uri: str) -> Engine:
-    """The process's engine for `uri`, made on first use."""
-    with _engines_lock:
-        engine = _engines.get(uri)
-        if engine is None:
-            engine = _engines[uri] = make_engine(uri)
-        return engine
-
-
-def dispose_engine(uri: str) -> None:
-    """Close the pooled connections of `uri`'s shared engine and forget it (the next store makes a new one)."""
-    with _engines_lock:
-        engine = _engines.pop(uri, None)
-    if engine is not None:
-        engine.dispose()
 
 
 def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> PgStore:
@@ -110,7 +86,9 @@ def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> PgStore:
 class PgStore:
     """One knowledge base's vectors in table `table` of the database `engine` points at."""
 
-    def __init__(self, engine: Engine, table: str, dim: int, *, kb_name: str = "KB") -> None:
+    def __init__(
+        self, engine: Engine, table: str, dim: int, *, kb_name: str = "KB", index_min_rows: int = INDEX_MIN_ROWS
+    ) -> None:
         if not TABLE_NAME.match(table):
             raise InvalidInput(f"pg table name {table!r} must match {TABLE_NAME.pattern}")
         if dim <= 0:
@@ -119,6 +97,8 @@ class PgStore:
         self._dim = dim
         self._kb_name = kb_name
         self._name = table
+        self._index_min_rows = index_min_rows
+        self._indexed = False  # known to have its HNSW index (never unset but by drop)
         self._table = Table(
             table,
             MetaData(),
@@ -141,16 +121,22 @@ class PgStore:
         with self._transaction("create the table") as conn:
             conn.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
             _ensure_extension(conn)
-            found = conn.execute(select(func.to_regclass(_quoted(self._name)))).scalar()
-            if found is None:
-                self._table.create(conn)
-                conn.exec_driver_sql(_index_ddl(self._name))
-            else:
+            if conn.execute(_EXISTS, {"name": _quoted(self._name)}).scalar():
                 self._check_dim(conn)
+            else:
+                self._table.create(conn)
+            indexed = self._index_when_big(conn)
+        self._indexed = indexed
 
     def drop(self) -> None:
         with self._transaction("drop the table") as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quoted(self._name)}")
+        self._indexed = False
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the table has its HNSW index (as far as this instance has seen)."""
+        return self._indexed
 
     def add(
         self,
@@ -174,6 +160,8 @@ class PgStore:
                 rows = zip(batch.ids, batch.vectors, batch.texts, batch.metadatas, strict=True)
                 for chunk_id, vector, body, meta in rows:
                     copy.write_row((chunk_id, vector, body, Jsonb(meta)))
+            indexed = self._indexed or self._index_when_big(conn)
+        self._indexed = indexed
         return batch.ids
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -200,8 +188,12 @@ class PgStore:
             statement = statement.where(columns["metadata"].contains(plain_metadata([where])[0]))
         with self._transaction("search") as conn:
             ef_search = min(max(MIN_EF_SEARCH, top_k), _MAX_EF_SEARCH)
-            conn.execute(select(func.set_config("hnsw.ef_search", str(ef_search), True)))
-            conn.execute(select(func.set_config("hnsw.iterative_scan", "strict_order", True)))
+            conn.execute(
+                select(
+                    func.set_config("hnsw.ef_search", str(ef_search), True),
+                    func.set_config("hnsw.iterative_scan", "strict_order", True),
+                )
+            )
             rows = conn.execute(statement.limit(top_k)).all()
         scored = ((row[0], row[1], row[2], cosine_to_score(1.0 - row[3])) for row in rows)
         return [Hit(cid, body, meta, score) for cid, body, meta, score in scored if score >= score_threshold]
@@ -241,7 +233,7 @@ class PgStore:
 
     def _translate(self, exc: DBAPIError | psycopg.Error, doing: str) -> ZhikuError:
         error = exc.orig if isinstance(exc, DBAPIError) else exc
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        detail = _detail(error)
         state = getattr(error, "sqlstate", None)
         where = describe_url(self._engine.url)
         if isinstance(error, psycopg.OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
@@ -256,9 +248,29 @@ class PgStore:
             )
         if state == "22000" and "dimensions" in detail:
             return self._dim_mismatch(detail)
+        if state == "23505":  # another writer added one of these ids since the check in add()
+            return InvalidInput(f"ids already exist in the store ({detail})")
         if isinstance(error, psycopg.DataError):
-            return InvalidInput(f"PostgreSQL cannot store these chunks ({detail}); remove NUL characters")
+            return InvalidInput(
+                f"PostgreSQL cannot store these chunks ({detail}); text and metadata must be valid Unicode "
+                "without NUL characters"
+            )
         return StoreUnavailable(f"vector store 'pg' at {where} could not {doing}: {detail}")
+
+    def _index_when_big(self, conn: Connection) -> bool:
+        """Build the HNSW index once the table is big enough; returns whether it exists now."""
+        index = _index_name(self._name)
+        if conn.execute(_EXISTS, {"name": _quoted(index)}).scalar():
+            return True
+        if conn.execute(select(func.count()).select_from(self._table)).scalar_one() < self._index_min_rows:
+            return False
+        conn.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))  # another process may be at it too
+        conn.execute(select(func.set_config("maintenance_work_mem", _BUILD_MEMORY, True)))
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {_quoted(index)} ON {_quoted(self._name)} "
+            "USING hnsw (embedding vector_cosine_ops)"
+        )
+        return True
 
     def _check_dim(self, conn: Connection) -> None:
         found = conn.execute(_EMBEDDING_TYPE, {"table": _quoted(self._name)}).scalar()
@@ -272,25 +284,6 @@ class PgStore:
         )
 
 
-def describe_url(url: URL) -> str:
-    """host:port/database with no password, for messages."""
-    host = url.host or str(url.query.get("host") or "localhost")
-    return f"{host}:{url.port or 5432}/{url.database or ''} (user {url.username or '?'}, password hidden)"
-
-
-def _checked_url(uri: str) -> URL:
-    try:
-        url = make_url(uri)
-    except ArgumentError as exc:
-        raise ConfigError(f"vector_stores.pg.uri is not a database URL ({exc}); use postgresql+psycopg://...") from exc
-    if url.drivername == "postgresql":
-        return url.set(drivername="postgresql+psycopg")
-    if url.drivername != "postgresql+psycopg":
-        shown = url.render_as_string(hide_password=True)
-        raise ConfigError(f"vector_stores.pg.uri {shown} must start with postgresql+psycopg:// (psycopg 3)")
-    return url
-
-
 def _ensure_extension(conn: Connection) -> None:
     """Create pgvector in this database when missing; needs the CREATE privilege (or a superuser) once."""
     version = conn.execute(_EXTENSION_VERSION).scalar()
@@ -301,7 +294,7 @@ def _ensure_extension(conn: Connection) -> None:
         except DBAPIError as exc:
             database = conn.engine.url.database
             raise StoreUnavailable(
-                f"could not create the pgvector extension in database {database!r} ({str(exc.orig).strip()}); "
+                f"could not create the pgvector extension in database {database!r} ({_detail(exc.orig)}); "
                 "install pgvector 0.8+ on the server and have a superuser run there: CREATE EXTENSION vector;"
             ) from exc
         version = conn.execute(_EXTENSION_VERSION).scalar()
@@ -309,9 +302,16 @@ def _ensure_extension(conn: Connection) -> None:
         raise StoreUnavailable(f"pgvector {version} is too old; upgrade it to 0.8+: ALTER EXTENSION vector UPDATE;")
 
 
-def _index_ddl(table: str) -> str:
-    name = f"{table}_hnsw" if len(table) <= 58 else f"{table[:45]}_{hashlib.sha1(table.encode()).hexdigest()[:12]}_hnsw"
-    return f"CREATE INDEX {_quoted(name)} ON {_quoted(table)} USING hnsw (embedding vector_cosine_ops)"
+def _detail(error: BaseException | None) -> str:
+    """The server's message (with its HINT) on one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _index_name(table: str) -> str:
+    """`<table>_hnsw`, kept within PostgreSQL's 63-character names."""
+    if len(table) <= 58:
+        return f"{table}_hnsw"
+    return f"{table[:45]}_{hashlib.sha1(table.encode()).hexdigest()[:12]}_hnsw"
 
 
 def _quoted(identifier: str) -> str:

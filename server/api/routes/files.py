@@ -72,6 +72,11 @@ def list_file_details(
     return Envelope({"total": total, "offset": offset, "files": rows})
 
 
+@router.get("/list_folder_only_files", summary="Files in the content folder that are not vectorized yet")
+def list_folder_only_files(files: Files, knowledge_base_name: KbQuery) -> Envelope:
+    return Envelope(files.folder_only_files(knowledge_base_name))
+
+
 async def _stage(ctx: KbContext, kb_name: str, uploads: Sequence[UploadFile], limit: int) -> list[StagedFile]:
     """Copy uploads under the KB's staging folder, refusing bad names and enforcing the size limit."""
     names = [validate_file_path(upload.filename) for upload in uploads]

@@ -1,0 +1,184 @@
+"""OpenAI-compatible routes on the API: /v1/models, /v1/chat/completions (optionally over a knowledge base),
+/v1/embeddings. Any OpenAI client works with base_url http://host:7861/v1 and api.api_key (if set) as its key.
+
+The extra request fields `knowledge_base_name` (+ `top_k`, `score_threshold`, `prompt_name`) turn a completion
+into knowledge-base chat: the last user message is the question and the answer ends with its numbered sources.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from server.api.deps import Ctx, KbService
+from server.api.routes.chat_deps import MAX_TOKENS_LIMIT, Chat, SearchFields, event_line
+from server.chat.citations import plain_sources
+from server.chat.llm_client import ChatDelta, ChatParams, collect
+from server.chat.retrieval import kb_retriever
+from server.chat.service import ChatOptions
+from server.errors import InvalidInput, ZhikuError
+
+router = APIRouter(prefix="/v1", tags=["OpenAI compatible"])
+
+PASSTHROUGH = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
+"""Request fields handed to the model endpoint unchanged."""
+
+
+class OpenAiMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class CompletionBody(SearchFields):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(None, description="a key of llm_models (default: default_llm)")
+    messages: list[OpenAiMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
+    knowledge_base_name: str | None = Field(None, description="answer from this knowledge base, citing sources")
+    prompt_name: str = "default"
+
+    def params(self) -> ChatParams:
+        extra = {key: getattr(self, key) for key in PASSTHROUGH if getattr(self, key, None) is not None}
+        extra["stream_options"] = {"include_usage": True}
+        return ChatParams(self.temperature, self.max_completion_tokens or self.max_tokens, extra)
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+
+
+class EmbeddingsBody(BaseModel):
+    model: str
+    input: str | list[str] = Field(description="a text or a list of texts (token arrays are not accepted)")
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
+
+
+async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -> AsyncGenerator[ChatDelta, None]:
+    try:
+        async for delta in deltas:
+            yield ChatDelta(delta.text, None, delta.usage)
+        yield ChatDelta(sources, "stop")
+    finally:
+        await deltas.aclose()
+
+
+async def _openai_events(
+    deltas: AsyncIterator[ChatDelta], model: str, include_usage: bool
+) -> AsyncGenerator[str, None]:
+    cid, created = _completion_id(), int(time.time())
+    yield event_line(_chunk(cid, model, created, {"role": "assistant", "content": ""}, None))
+    finish, usage = "stop", None
+    try:
+        async for delta in deltas:
+            usage = delta.usage or usage
+            finish = delta.finish_reason or finish
+            if delta.text:
+                yield event_line(_chunk(cid, model, created, {"content": delta.text}, None))
+    except ZhikuError as error:
+        yield event_line({"error": {"message": error.message, "type": "upstream_error", "code": error.status_code}})
+        return
+    yield event_line(_chunk(cid, model, created, {}, finish))
+    if include_usage and usage:
+        yield event_line({**_chunk(cid, model, created, {}, None), "choices": [], "usage": usage})
+    yield "data: [DONE]\r\n\r\n"
+
+
+async def _start(chat: Chat, kbs: KbService, body: CompletionBody) -> tuple[str, AsyncGenerator[ChatDelta, None]]:
+    service = chat.service
+    chat.registry.require_configured()
+    messages = body.chat_messages()
+    options = ChatOptions(body.model, body.params(), body.prompt_name)
+    if body.knowledge_base_name is None:
+        endpoint = service.endpoint(body.model, options.params)
+        return endpoint.name, await service.start(endpoint, messages, options.params)
+    if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
+        raise InvalidInput("with knowledge_base_name, the last message must be the user's question")
+    defaults = kbs.ctx.defaults
+    query = messages[-1]["content"]
+    threshold = defaults.score_threshold if body.score_threshold is None else body.score_threshold
+    retrieve = kb_retriever(
+        kbs, body.knowledge_base_name, query, top_k=body.top_k or defaults.top_k, score_threshold=threshold
+    )
+    answer = await service.kb_answer(
+        query, kind="knowledge_base_chat", retrieve=retrieve, history=messages[:-1], options=options
+    )
+    assert answer.deltas is not None and answer.endpoint is not None  # require_configured() passed
+    return answer.endpoint.name, _with_sources(answer.deltas, plain_sources(answer.results))
+
+
+@router.get("/models", summary="Chat and embedding models (OpenAI format)")
+async def list_models(chat: Chat, ctx: Ctx) -> dict[str, Any]:
+    names = [(name, "zhiku") for name in chat.registry.names()]
+    names += [(name, "zhiku-embeddings") for name in ctx.embeddings.names()]
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in names]
+    return {"object": "list", "data": data}
+
+
+@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream or not)")
+async def chat_completions(chat: Chat, kbs: KbService, body: CompletionBody) -> Response:
+    model, deltas = await _start(chat, kbs, body)
+    if body.stream:
+        include_usage = bool((body.stream_options or {}).get("include_usage"))
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(
+            _openai_events(deltas, model, include_usage), media_type="text/event-stream", headers=headers
+        )
+    text, finish, usage = await collect(deltas)
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": finish or "stop"}
+    completion = {
+        "id": _completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": usage,
+    }
+    return JSONResponse(completion)
+
+
+def _embedding_value(row: np.ndarray[Any, Any], encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+    return [float(x) for x in row]
+
+
+@router.post("/embeddings", summary="Embeddings with a configured embedding model (OpenAI format)")
+async def embeddings(ctx: Ctx, body: EmbeddingsBody) -> dict[str, Any]:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts:
+        raise InvalidInput("input is empty; send a text or a list of texts")
+    vectors = await run_in_threadpool(ctx.embeddings.embed_documents, body.model, texts)
+    data = [
+        {"object": "embedding", "index": index, "embedding": _embedding_value(row, body.encoding_format)}
+        for index, row in enumerate(vectors)
+    ]
+    usage = {"prompt_tokens": 0, "total_tokens": 0}  # token counts are not computed
+    return {"object": "list", "data": data, "model": body.model, "usage": usage}

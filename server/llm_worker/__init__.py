@@ -1,0 +1,4 @@
+"""The LLM worker: a process serving local transformers chat models over an OpenAI-compatible HTTP API.
+
+Run it with `python -m server.llm_worker`; build the app in-process with `create_worker_app(models)`.
+"""

@@ -1,0 +1,64 @@
+"""Helpers for chat tests that need a real LLM worker process serving the tiny model (tests/tiny_llm.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from conftest import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_NEW = 16
+
+
+def tiny_entry(model_dir: Path) -> dict[str, Any]:
+    return {"engine": "transformers", "path": str(model_dir), "context_length": 4096, "max_new_tokens": MAX_NEW}
+
+
+@contextlib.contextmanager
+def running_worker(model_dir: Path, folder: Path) -> Iterator[tuple[str, int]]:
+    """`python -m server.llm_worker` serving `tiny`; yields its URL and port, stops it afterwards."""
+    config = {
+        "data_dir": str(folder / "worker-data"),
+        "embed_models": {"hash": {"backend": "hash", "dim": 8}},
+        "kb": {"default_embed_model": "hash"},
+        "llm_models": {"tiny": tiny_entry(model_dir)},
+    }
+    (folder / "worker.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    command = [sys.executable, "-m", "server.llm_worker", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "ZHIKU_CONFIG": str(folder / "worker.yaml"), "OMP_NUM_THREADS": "1"}
+    with (folder / "worker.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}", process, folder / "worker.log")
+            yield f"http://127.0.0.1:{port}", port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}: {log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("the worker did not become healthy")
+
+
+def api_models(model_dir: Path, worker_url: str) -> dict[str, Any]:
+    """llm_models for the API: `tiny` through our worker, and `remote`, the same worker as an OpenAI endpoint."""
+    remote = {"engine": "openai", "base_url": f"{worker_url}/v1", "model": "tiny", "api_key": "sk-remote-secret"}
+    return {"tiny": tiny_entry(model_dir), "remote": remote}

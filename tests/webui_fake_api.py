@@ -1,0 +1,118 @@
+"""An in-memory stand-in for the HTTP API, for the Streamlit AppTest page tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from webui_pages.api_client import ApiClient, ApiError, UploadFile
+from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent
+
+
+def file_row(name: str, chunks: int) -> FileRow:
+    ext = name.rsplit(".", 1)[-1]
+    return FileRow(name, ext, 1234, chunks, "text", False, "2026-01-01T00:00:00", True, True)
+
+
+class FakeApi(ApiClient):
+    """Knowledge bases, files and chunks in dictionaries; `down` makes every call fail as if unreachable."""
+
+    def __init__(self) -> None:
+        super().__init__("http://fake-api")
+        self.down = False
+        self.kbs: dict[str, KbInfo] = {"样例库": KbInfo("样例库", "示例", "faiss", "hash", 2)}
+        self.files: dict[str, dict[str, FileRow]] = {"样例库": {"a.md": file_row("a.md", 2), "b.txt": file_row("b.txt", 1)}}
+        self.chunks: dict[str, list[Chunk]] = {
+            "a.md": [Chunk("c1", "第一段", {"source": "a.md"}), Chunk("c2", "第二段", {"source": "a.md"})],
+            "b.txt": [Chunk("c3", "另一个文件", {"source": "b.txt", "page": 2})],
+        }
+        self.calls: list[tuple[str, Any]] = []
+        self.models: list[str] = []
+        self.answer = ["你好", "，世界"]
+
+    def _check(self, name: str, args: Any = None) -> None:
+        if self.down:
+            raise ApiError("cannot reach the API at http://fake-api: [Errno 111] Connection refused")
+        self.calls.append((name, args))
+
+    def list_kbs(self) -> list[KbInfo]:
+        self._check("list_kbs")
+        return list(self.kbs.values())
+
+    def create_kb(self, name: str, *, info: str, vs_type: str, embed_model: str) -> None:
+        self._check("create_kb", (name, vs_type, embed_model))
+        if name in self.kbs:
+            raise ApiError(f"knowledge base {name!r} already exists", 409)
+        self.kbs[name] = KbInfo(name, info, vs_type, embed_model, 0)
+        self.files[name] = {}
+
+    def delete_kb(self, name: str) -> None:
+        self._check("delete_kb", name)
+        del self.kbs[name]
+
+    def list_file_names(self, kb: str) -> list[str]:
+        self._check("list_file_names", kb)
+        return sorted(self.files[kb])
+
+    def list_file_details(
+        self, kb: str, *, offset: int, limit: int, order_by: str = "file_name", descending: bool = False
+    ) -> FilePage:
+        self._check("list_file_details", (offset, limit, order_by, descending))
+        rows = sorted(self.files[kb].values(), key=lambda row: getattr(row, order_by), reverse=descending)
+        return FilePage(len(rows), offset, rows[offset : offset + limit])
+
+    def list_folder_only_files(self, kb: str) -> list[str]:
+        self._check("list_folder_only_files", kb)
+        return ["new.md"]
+
+    def upload_docs(self, kb: str, files: Sequence[UploadFile], **params: Any) -> dict[str, str]:
+        self._check("upload_docs", [name for name, _ in files])
+        failed = {name: "unsupported file type .exe" for name, _ in files if name.endswith(".exe")}
+        for name, _ in files:
+            if name not in failed:
+                self.files[kb][name] = file_row(name, 1)
+        return failed
+
+    def delete_docs(self, kb: str, file_names: Sequence[str], *, delete_content: bool) -> dict[str, str]:
+        self._check("delete_docs", (list(file_names), delete_content))
+        for name in file_names:
+            self.files[kb].pop(name, None)
+        return {}
+
+    def update_docs(self, kb: str, file_names: Sequence[str], **params: Any) -> dict[str, str]:
+        self._check("update_docs", list(file_names))
+        return {}
+
+    def search_docs(self, kb: str, query: str, *, top_k: int, score_threshold: float) -> list[Chunk]:
+        self._check("search_docs", (query, top_k, score_threshold))
+        hits = [Chunk(c.id, c.page_content, c.metadata, 0.9 - i / 10) for i, c in enumerate(self.chunks["a.md"])]
+        return hits[:top_k]
+
+    def list_chunks(self, kb: str, file_name: str) -> list[Chunk]:
+        self._check("list_chunks", file_name)
+        return list(self.chunks[file_name])
+
+    def update_chunks(self, kb: str, docs: dict[str, dict[str, Any] | None]) -> dict[str, str]:
+        self._check("update_chunks", docs)
+        return {}
+
+    def recreate_vector_store(self, kb: str, *, chunk_size: int, chunk_overlap: int) -> Iterator[RebuildEvent]:
+        self._check("recreate_vector_store", kb)
+        names = sorted(self.files[kb])
+        for i, name in enumerate(names, start=1):
+            yield RebuildEvent(200, f"({i} / {len(names)}): {name}", len(names), i, name)
+
+    def list_models(self) -> list[str]:
+        self._check("list_models")
+        return list(self.models)
+
+    def chat(self, mode: str, payload: dict[str, Any]) -> Iterator[ChatPiece]:
+        self._check("chat", (mode, payload))
+        for piece in self.answer:
+            yield ChatPiece(text=piece)
+        if mode != "chat":
+            yield ChatPiece(docs=("**[1]** [a.md](http://fake-api/download) \n\n第一段",))
+        yield ChatPiece(message_id="m1")
+
+    def feedback(self, message_id: str, score: int, reason: str = "") -> None:
+        self._check("feedback", (message_id, score))

@@ -1,0 +1,1 @@
+"""Zhiku Web UI pages and the HTTP API client they use."""

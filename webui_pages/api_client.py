@@ -1,0 +1,228 @@
+"""A small typed client for the Zhiku HTTP API: the only way the Web UI reaches data.
+
+Every call goes through `_send`, which turns a connection failure, a timeout or an error status into ApiError
+with a readable message (the envelope's `msg`). Nothing here returns None on failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent
+
+# Uploads, re-vectorizing and rebuilds may take minutes on a big file; connecting must be quick.
+_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+
+UploadFile = tuple[str, bytes]  # (file name, content)
+
+
+class ApiError(Exception):
+    """The API could not be reached or answered with an error. `status` is None when it was not reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(body, dict) and body.get("msg"):
+        return str(body["msg"])
+    if isinstance(body, dict) and body.get("detail"):
+        return str(body["detail"])
+    return response.reason_phrase
+
+
+class ApiClient:
+    def __init__(self, base_url: str, api_key: str | None = None, transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=_TIMEOUT, transport=transport)
+
+    # -- transport -------------------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as error:
+            raise ApiError(f"the API at {self.base_url} did not answer in time ({type(error).__name__})") from error
+        except httpx.HTTPError as error:
+            raise ApiError(f"cannot reach the API at {self.base_url}: {error}") from error
+        if response.status_code >= 400:
+            raise ApiError(_error_message(response), response.status_code)
+        return response
+
+    def _data(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The envelope's `data` (or the body itself for routes that answer a bare value)."""
+        body = self._send(method, path, **kwargs).json()
+        return body["data"] if isinstance(body, dict) and "data" in body and "code" in body else body
+
+    def _events(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Server-Sent Events of a POST route, one JSON object each."""
+        try:
+            with self._http.stream("POST", path, json=payload) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(_error_message(response), response.status_code)
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        yield json.loads(line[5:].strip())
+        except httpx.HTTPError as error:
+            raise ApiError(f"the stream from {self.base_url}{path} broke off: {error}") from error
+
+    def url(self, path: str, **params: str) -> str:
+        """An absolute URL for links the browser opens itself (downloads)."""
+        return str(httpx.URL(self.base_url + path, params=params))
+
+    # -- knowledge bases -------------------------------------------------------------------------------------
+    def list_kbs(self) -> list[KbInfo]:
+        return [KbInfo.from_api(row) for row in self._data("GET", "/knowledge_base/list_knowledge_base_details")]
+
+    def create_kb(self, name: str, *, info: str, vs_type: str, embed_model: str) -> None:
+        payload = {"knowledge_base_name": name, "kb_info": info, "vector_store_type": vs_type}
+        if embed_model:
+            payload["embed_model"] = embed_model
+        self._data("POST", "/knowledge_base/create_knowledge_base", json=payload)
+
+    def delete_kb(self, name: str) -> None:
+        self._data("POST", "/knowledge_base/delete_knowledge_base", json={"knowledge_base_name": name})
+
+    def update_kb_info(self, name: str, info: str) -> None:
+        self._data("POST", "/knowledge_base/update_info", json={"knowledge_base_name": name, "kb_info": info})
+
+    # -- files -----------------------------------------------------------------------------------------------
+    def list_file_names(self, kb: str) -> list[str]:
+        return [
+            str(name) for name in self._data("GET", "/knowledge_base/list_files", params={"knowledge_base_name": kb})
+        ]
+
+    def list_file_details(
+        self, kb: str, *, offset: int, limit: int, order_by: str = "file_name", descending: bool = False
+    ) -> FilePage:
+        params = {
+            "knowledge_base_name": kb,
+            "offset": offset,
+            "limit": limit,
+            "order_by": order_by,
+            "descending": descending,
+        }
+        data = self._data("GET", "/knowledge_base/list_file_details", params=params)
+        files = [FileRow.from_api(row) for row in data["files"]]
+        return FilePage(total=int(data["total"]), offset=int(data["offset"]), files=files)
+
+    def list_folder_only_files(self, kb: str) -> list[str]:
+        data = self._data("GET", "/knowledge_base/list_folder_only_files", params={"knowledge_base_name": kb})
+        return [str(name) for name in data]
+
+    def upload_docs(
+        self,
+        kb: str,
+        files: Sequence[UploadFile],
+        *,
+        chunk_size: int,
+        chunk_overlap: int,
+        zh_title_enhance: bool,
+        override: bool = False,
+    ) -> dict[str, str]:
+        """Upload and vectorize files; returns {file name: reason} for the ones that failed."""
+        form = {
+            "knowledge_base_name": kb,
+            "chunk_size": str(chunk_size),
+            "chunk_overlap": str(chunk_overlap),
+            "zh_title_enhance": str(zh_title_enhance).lower(),
+            "override": str(override).lower(),
+        }
+        parts = [("files", (name, content)) for name, content in files]
+        try:
+            data = self._data("POST", "/knowledge_base/upload_docs", data=form, files=parts)
+        except ApiError as error:
+            if len(files) == 1:
+                return {files[0][0]: error.message}
+            raise
+        return {str(k): str(v) for k, v in (data or {}).get("failed_files", {}).items()}
+
+    def delete_docs(self, kb: str, file_names: Sequence[str], *, delete_content: bool) -> dict[str, str]:
+        payload = {"knowledge_base_name": kb, "file_names": list(file_names), "delete_content": delete_content}
+        return self._failures("/knowledge_base/delete_docs", payload)
+
+    def update_docs(
+        self, kb: str, file_names: Sequence[str], *, chunk_size: int, chunk_overlap: int, zh_title_enhance: bool
+    ) -> dict[str, str]:
+        payload = {
+            "knowledge_base_name": kb,
+            "file_names": list(file_names),
+            "chunk_size": chunk_size,
+            "chunk_overlap": chunk_overlap,
+            "zh_title_enhance": zh_title_enhance,
+        }
+        return self._failures("/knowledge_base/update_docs", payload)
+
+    def _failures(self, path: str, payload: dict[str, Any]) -> dict[str, str]:
+        data = self._data("POST", path, json=payload) or {}
+        return {str(k): str(v) for k, v in data.get("failed_files", {}).items()}
+
+    def download_doc(self, kb: str, file_name: str) -> bytes:
+        params = {"knowledge_base_name": kb, "file_name": file_name}
+        return self._send("GET", "/knowledge_base/download_doc", params=params).content
+
+    # -- chunks and search -----------------------------------------------------------------------------------
+    def search_docs(self, kb: str, query: str, *, top_k: int, score_threshold: float) -> list[Chunk]:
+        payload = {"knowledge_base_name": kb, "query": query, "top_k": top_k, "score_threshold": score_threshold}
+        return [Chunk.from_api(row) for row in self._data("POST", "/knowledge_base/search_docs", json=payload)]
+
+    def list_chunks(self, kb: str, file_name: str) -> list[Chunk]:
+        payload = {"knowledge_base_name": kb, "query": "", "file_name": file_name}
+        return [Chunk.from_api(row) for row in self._data("POST", "/knowledge_base/search_docs", json=payload)]
+
+    def update_chunks(self, kb: str, docs: dict[str, dict[str, Any] | None]) -> dict[str, str]:
+        """Apply {chunk id: {"page_content", "metadata"} | None}; returns {id: reason} for the failed ones."""
+        payload = {"knowledge_base_name": kb, "docs": docs}
+        data = self._data("POST", "/knowledge_base/update_docs_by_id", json=payload) or {}
+        return {str(k): str(v) for k, v in data.get("failed_ids", {}).items()}
+
+    def recreate_vector_store(self, kb: str, *, chunk_size: int, chunk_overlap: int) -> Iterator[RebuildEvent]:
+        payload = {"knowledge_base_name": kb, "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+        for event in self._events("/knowledge_base/recreate_vector_store", payload):
+            yield RebuildEvent.from_api(event)
+
+    # -- chat ------------------------------------------------------------------------------------------------
+    def chat(self, mode: str, payload: dict[str, Any]) -> Iterator[ChatPiece]:
+        """Stream /chat/<mode> (chat, knowledge_base_chat, file_chat)."""
+        for event in self._events(f"/chat/{mode}", {**payload, "stream": True}):
+            if isinstance(event, dict) and event.get("code", 200) >= 400:
+                raise ApiError(str(event.get("msg") or event), int(event["code"]))
+            yield ChatPiece.from_api(event)
+
+    def upload_temp_docs(self, files: Sequence[UploadFile], *, prev_id: str = "") -> tuple[str, dict[str, str]]:
+        """Files for one conversation (file chat); returns the knowledge id and the failures."""
+        parts = [("files", (name, content)) for name, content in files]
+        data = self._data("POST", "/knowledge_base/upload_temp_docs", data={"prev_id": prev_id}, files=parts)
+        failed = data.get("failed_files") or {}
+        failures = failed if isinstance(failed, dict) else {str(i): str(item) for i, item in enumerate(failed)}
+        return str(data["id"]), {str(k): str(v) for k, v in failures.items()}
+
+    def feedback(self, message_id: str, score: int, reason: str = "") -> None:
+        self._data("POST", "/chat/feedback", json={"message_id": message_id, "score": score, "reason": reason})
+
+    def list_models(self) -> list[str]:
+        """Running models first, then the other configured ones ({"local": {name: config}, "online": {...}})."""
+        running = self._data("POST", "/llm_model/list_running_models", json={}) or {}
+        configured = self._data("POST", "/llm_model/list_config_models", json={}) or {}
+        names = [str(name) for name in running]
+        for models in configured.values():
+            names.extend(str(name) for name in models)
+        return list(dict.fromkeys(names))
+
+    def server_configs(self) -> dict[str, Any]:
+        data = self._data("POST", "/server/configs", json={})
+        return data if isinstance(data, dict) else {}
+
+    def health(self) -> None:
+        self._send("GET", "/health")

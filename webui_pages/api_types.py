@@ -1,0 +1,162 @@
+"""Typed records the Web UI reads from the HTTP API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# What upload_docs accepts (server/loaders); /server/configs may send a different list.
+DEFAULT_FILE_TYPES: tuple[str, ...] = (
+    "txt",
+    "md",
+    "pdf",
+    "docx",
+    "doc",
+    "pptx",
+    "xlsx",
+    "csv",
+    "json",
+    "jsonl",
+    "html",
+    "htm",
+    "epub",
+)
+
+
+@dataclass(frozen=True)
+class KbInfo:
+    name: str
+    info: str
+    vs_type: str
+    embed_model: str
+    file_count: int
+
+    @classmethod
+    def from_api(cls, row: dict[str, Any]) -> KbInfo:
+        return cls(
+            name=str(row["name"]),
+            info=str(row.get("info") or ""),
+            vs_type=str(row.get("vs_type") or ""),
+            embed_model=str(row.get("embed_model") or ""),
+            file_count=int(row.get("file_count") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class FileRow:
+    file_name: str
+    ext: str
+    size: int
+    chunk_count: int
+    loader: str
+    custom_docs: bool
+    updated_at: str
+    in_folder: bool
+    in_db: bool
+
+    @classmethod
+    def from_api(cls, row: dict[str, Any]) -> FileRow:
+        return cls(
+            file_name=str(row["file_name"]),
+            ext=str(row.get("ext") or ""),
+            size=int(row.get("size") or 0),
+            chunk_count=int(row.get("chunk_count") or 0),
+            loader=str(row.get("loader") or ""),
+            custom_docs=bool(row.get("custom_docs")),
+            updated_at=str(row.get("updated_at") or ""),
+            in_folder=bool(row.get("in_folder")),
+            in_db=bool(row.get("in_db")),
+        )
+
+
+@dataclass(frozen=True)
+class FilePage:
+    total: int
+    offset: int
+    files: list[FileRow]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    page_content: str
+    metadata: dict[str, Any]
+    score: float | None = None
+
+    @classmethod
+    def from_api(cls, row: dict[str, Any]) -> Chunk:
+        score = row.get("score")
+        return cls(
+            id=str(row.get("id") or ""),
+            page_content=str(row.get("page_content") or ""),
+            metadata=dict(row.get("metadata") or {}),
+            score=None if score is None else float(score),
+        )
+
+    @property
+    def source(self) -> str:
+        return str(self.metadata.get("source") or "")
+
+    @property
+    def page(self) -> int | None:
+        page = self.metadata.get("page")
+        return page if isinstance(page, int) else None
+
+
+@dataclass(frozen=True)
+class RebuildEvent:
+    code: int
+    msg: str
+    total: int | None
+    finished: int | None
+    doc: str
+    failed_files: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, event: dict[str, Any]) -> RebuildEvent:
+        return cls(
+            code=int(event.get("code") or 200),
+            msg=str(event.get("msg") or ""),
+            total=event.get("total"),
+            finished=event.get("finished"),
+            doc=str(event.get("doc") or ""),
+            failed_files=dict(event.get("failed_files") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ChatPiece:
+    """One streamed chat event: a piece of the answer, the sources, or the message id (for feedback)."""
+
+    text: str = ""
+    docs: tuple[str, ...] = ()
+    message_id: str = ""
+
+    @classmethod
+    def from_api(cls, event: dict[str, Any]) -> ChatPiece:
+        docs = event.get("docs") or ()
+        return cls(
+            text=str(event.get("text") or event.get("answer") or ""),
+            docs=tuple(str(doc) for doc in docs),
+            message_id=str(event.get("message_id") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class UiDefaults:
+    """Defaults for the forms: built from local settings, then updated from the API's /server/configs."""
+
+    vs_types: tuple[str, ...] = ("faiss",)
+    default_vs_type: str = "faiss"
+    embed_models: tuple[str, ...] = ()
+    default_embed_model: str = ""
+    chunk_size: int = 250
+    chunk_overlap: int = 50
+    zh_title_enhance: bool = False
+    top_k: int = 3
+    score_threshold: float = 0.0
+    temperature: float = 0.7
+    history_len: int = 3
+    default_llm: str = ""
+    file_types: tuple[str, ...] = DEFAULT_FILE_TYPES
+    prompt_templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
