@@ -103,8 +103,9 @@ def describe_exit(code: int) -> str:
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, in the parent: the child does as little as possible
+
     def setup() -> None:  # runs in the child between fork and exec
-        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent_pid:  # the launcher died before prctl took effect
             os._exit(1)

@@ -62,3 +62,44 @@ def api_models(model_dir: Path, worker_url: str) -> dict[str, Any]:
     """llm_models for the API: `tiny` through our worker, and `remote`, the same worker as an OpenAI endpoint."""
     remote = {"engine": "openai", "base_url": f"{worker_url}/v1", "model": "tiny", "api_key": "sk-remote-secret"}
     return {"tiny": tiny_entry(model_dir), "remote": remote}
+
+
+class PtySession:
+    """A command run in a pseudo-terminal, as a person at a keyboard would run it."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        import pty
+
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env)
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 60) -> str:
+        """Read until `text` appears; returns everything read up to and including it."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.master], [], [], left)[0]:
+                raise AssertionError(f"did not see {text!r} in:\n{self.seen}")
+            try:
+                block = os.read(self.master, 4096)
+            except OSError:  # the child closed the terminal
+                block = b""
+            if not block:
+                raise AssertionError(f"the program ended before {text!r}:\n{self.seen}")
+            self.seen += block.decode("utf-8", "replace")
+        head, _, rest = self.seen.partition(text)
+        self.seen = rest
+        return head + text
+
+    def send(self, line: str) -> None:
+        os.write(self.master, (line + "\n").encode())
+
+    def wait(self, timeout: float = 30) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            os.close(self.master)

@@ -142,7 +142,9 @@ def test_model_config_never_shows_secrets(tmp_path: Path) -> None:
 
 def test_server_configs_and_prompts(client: TestClient) -> None:
     configs = client.post("/server/configs").json()
-    assert configs["top_k"] == 3 and configs["default_embed_model"] == "hash" and "faiss" in configs["vector_store_types"]
+    assert (
+        configs["top_k"] == 3 and configs["default_embed_model"] == "hash" and "faiss" in configs["vector_store_types"]
+    )
     assert "default" in configs["prompt_templates"]["knowledge_base_chat"] and configs["llm_models"] == []
     template = client.post("/server/get_prompt_template", json={"type": "knowledge_base_chat", "name": "default"})
     assert template.status_code == 200 and "{{ context }}" in template.text and "已知信息" in template.text

@@ -85,7 +85,7 @@ def chat(client: TestClient, model: str, stream: bool = False) -> Any:
         ("notjson", 502, "not JSON"),
         ("nochoices", 502, "no 'choices'"),
         ("auth", 502, "check api_key of model 'auth'"),
-        ("crash", 502, "HTTP 500: {\"error\": {\"message\": \"CUDA out of memory\"}}"),
+        ("crash", 502, 'HTTP 500: {"error": {"message": "CUDA out of memory"}}'),
         ("midway", 502, "not JSON: '<html>oops'"),
     ],
 )

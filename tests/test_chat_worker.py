@@ -7,13 +7,15 @@ citations, temporary files, the remote-endpoint path), never the content.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from chat_worker import api_models, running_worker
+from chat_worker import PtySession, api_models, running_worker
 from conftest import LiveServer, make_settings
 from tiny_llm import tiny_model_dir  # noqa: F401  (session fixture)
 
@@ -24,24 +26,23 @@ from server.db.models import Message
 
 pytestmark = pytest.mark.integration
 
+Worker = tuple[str, int, Path]
 KB = "手册"
 GUIDE = "安装方法：运行 make start 即可。然后打开浏览器访问接口文档。".encode()
 CONFIG = "# 手册\n\n## 配置\n配置文件在 configs 目录，可以用环境变量覆盖。".encode()
 
 
 @pytest.fixture(scope="module")
-def worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:  # noqa: F811
-    with running_worker(tiny_model_dir, tmp_path_factory.mktemp("worker")) as started:
-        yield started
+def worker(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:  # noqa: F811
+    with running_worker(tiny_model_dir, tmp_path_factory.mktemp("worker")) as (url, port):
+        yield url, port, tiny_model_dir
 
 
 @pytest.fixture(scope="module")
-def api(
-    worker: tuple[str, int], tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
-) -> Iterator[tuple[str, Settings]]:
-    url, port = worker
+def api(worker: Worker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    url, port, tiny = worker
     folder = tmp_path_factory.mktemp("api")
-    settings = make_settings(folder, llm_models=api_models(tiny_model_dir, url), default_llm="tiny",
+    settings = make_settings(folder, llm_models=api_models(tiny, url), default_llm="tiny",
                              llm_worker={"port": port})  # fmt: skip
     with LiveServer(settings) as server:
         http = httpx.Client(base_url=server.url, timeout=60)
@@ -113,7 +114,7 @@ def test_running_models(api: tuple[str, Settings]) -> None:
     assert "sk-remote-secret" not in json.dumps(running)
 
 
-def test_openai_client_against_the_api_and_the_worker(api: tuple[str, Settings], worker: tuple[str, int]) -> None:
+def test_openai_client_against_the_api_and_the_worker(api: tuple[str, Settings], worker: Worker) -> None:
     from openai import OpenAI
 
     url, _ = api
@@ -135,3 +136,16 @@ def test_openai_client_against_the_api_and_the_worker(api: tuple[str, Settings],
     assert len(vectors.data) == 2 and len(vectors.data[1].embedding) == 64
     direct = OpenAI(base_url=f"{worker[0]}/v1", api_key="x", max_retries=0)
     assert direct.chat.completions.create(model="tiny", messages=hello, max_tokens=4).choices  # type: ignore[arg-type]
+
+
+def test_terminal_chat_streams_the_models_answer(api: tuple[str, Settings]) -> None:
+    url, _ = api
+    args = [sys.executable, "-m", "server.cli", "chat", "--api", url, "--api-key", "", "--model", "remote"]
+    session = PtySession(args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    session.expect("You: ")
+    for question in ("你好", "继续"):
+        session.send(question)
+        answer = session.expect("You: ").split("Zhiku: ", 1)[1]
+        assert answer.strip() and not answer.lstrip().startswith("[")
+    session.send("stop")
+    assert session.wait() == 0

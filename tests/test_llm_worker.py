@@ -296,9 +296,14 @@ def test_8bit_on_cpu_is_a_clear_startup_error(tiny_model_dir: Path, tmp_path: Pa
 def test_missing_model_folder_and_bad_names(tmp_path: Path) -> None:
     missing = {"engine": "transformers", "path": str(tmp_path / "nowhere")}
     config = write_settings(tmp_path, {"ghost": missing, "remote": {"engine": "openai", "base_url": "http://x/v1"}})
-    result = run_worker_once(config, "ghost")
-    assert result.returncode == 1 and "ghost" in result.stderr and "nowhere" in result.stderr
-    unknown = run_worker_once(config, "nope")
-    assert unknown.returncode == 2 and "nope" in unknown.stderr
-    remote = run_worker_once(config, "remote")
-    assert remote.returncode == 2 and "openai" in remote.stderr
+    # Three start-ups side by side: each fails before loading anything.
+    runs = {
+        name: subprocess.Popen(
+            worker_command(free_port(), name), cwd=REPO, env=worker_env(config), stderr=subprocess.PIPE, text=True
+        )
+        for name in ("ghost", "nope", "remote")
+    }
+    errors = {name: process.communicate(timeout=120)[1] for name, process in runs.items()}
+    assert runs["ghost"].returncode == 1 and "ghost" in errors["ghost"] and "nowhere" in errors["ghost"]
+    assert runs["nope"].returncode == 2 and "nope" in errors["nope"]
+    assert runs["remote"].returncode == 2 and "openai" in errors["remote"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,40 @@ def test_stop_kills_a_child_that_ignores_sigterm_and_its_own_children(tmp_path: 
     while not all(gone(pid) for pid in tree) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(gone(pid) for pid in tree)
+
+
+LAUNCHER = """
+import os, sys
+from pathlib import Path
+from server.supervisor import Service, Supervisor
+tmp, port = Path(sys.argv[1]), sys.argv[2]
+argv = [sys.executable, "-m", "http.server", port, "--bind", "127.0.0.1", "--directory", str(tmp)]
+service = Service("web", argv, f"http://127.0.0.1:{port}/", tmp / "web.log", 20)
+Supervisor(cwd=tmp, env=dict(os.environ)).start([service])
+print("ready", flush=True)
+input()
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_children_stop_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-c", LAUNCHER, str(tmp_path), str(port)]
+    launcher = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert launcher.stdout is not None and launcher.stdout.readline().strip() == "ready"
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        assert len(children) == 1
+        launcher.kill()  # SIGKILL: the launcher cannot clean up; the kernel tells the child
+        launcher.wait()
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+        assert not port_in_use("127.0.0.1", port)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
 
 
 def test_describe_exit() -> None:

@@ -21,7 +21,9 @@ class FakeApi(ApiClient):
         super().__init__("http://fake-api")
         self.down = False
         self.kbs: dict[str, KbInfo] = {"样例库": KbInfo("样例库", "示例", "faiss", "hash", 2)}
-        self.files: dict[str, dict[str, FileRow]] = {"样例库": {"a.md": file_row("a.md", 2), "b.txt": file_row("b.txt", 1)}}
+        self.files: dict[str, dict[str, FileRow]] = {
+            "样例库": {"a.md": file_row("a.md", 2), "b.txt": file_row("b.txt", 1)}
+        }
         self.chunks: dict[str, list[Chunk]] = {
             "a.md": [Chunk("c1", "第一段", {"source": "a.md"}), Chunk("c2", "第二段", {"source": "a.md"})],
             "b.txt": [Chunk("c3", "另一个文件", {"source": "b.txt", "page": 2})],
@@ -29,6 +31,7 @@ class FakeApi(ApiClient):
         self.calls: list[tuple[str, Any]] = []
         self.models: list[str] = []
         self.answer = ["你好", "，世界"]
+        self.chat_error: ApiError | None = None
 
     def _check(self, name: str, args: Any = None) -> None:
         if self.down:
@@ -49,6 +52,9 @@ class FakeApi(ApiClient):
     def delete_kb(self, name: str) -> None:
         self._check("delete_kb", name)
         del self.kbs[name]
+
+    def update_kb_info(self, name: str, info: str) -> None:
+        self._check("update_kb_info", (name, info))
 
     def list_file_names(self, kb: str) -> list[str]:
         self._check("list_file_names", kb)
@@ -110,6 +116,8 @@ class FakeApi(ApiClient):
         self._check("chat", (mode, payload))
         for piece in self.answer:
             yield ChatPiece(text=piece)
+            if self.chat_error:
+                raise self.chat_error
         if mode != "chat":
             yield ChatPiece(docs=("**[1]** [a.md](http://fake-api/download) \n\n第一段",))
         yield ChatPiece(message_id="m1")

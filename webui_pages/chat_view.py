@@ -19,7 +19,8 @@ class ChatMessage:
     content: str
     docs: list[str] = field(default_factory=list)  # Markdown, one per numbered source
     message_id: str = ""
-    notice: str = ""  # shown under an answer, e.g. "no model configured"
+    notice: str = ""  # shown under an answer, e.g. "no chunk reached the threshold"
+    error: str = ""  # why the answer stopped (the API failed)
 
 
 def source_markdown(api: ApiClient, t: Translator, kb: str, rank: int, chunk: Chunk) -> str:
@@ -56,6 +57,8 @@ def render_history(ui: UiContext, messages: Sequence[ChatMessage]) -> None:
             st.markdown(message.content)
             if message.notice:
                 st.caption(message.notice)
+            if message.error:
+                st.error(message.error)
             render_sources(ui.t, message.docs)
             if message.role == "assistant" and message.message_id:
                 _feedback(ui, message.message_id)

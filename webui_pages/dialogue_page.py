@@ -160,12 +160,12 @@ def _answer(ui: UiContext, options: ChatOptions, messages: list[ChatMessage], qu
         try:
             if options.model:
                 payload = chat_payload(options, query, history, _conversation_id())
-                reply.content = str(st.write_stream(_pieces(ui, options.mode, payload, reply)))
+                st.write_stream(_pieces(ui, options.mode, payload, reply))
             else:
                 _sources_only(ui, options, query, reply)
         except ApiError as error:
-            reply.notice = error_text(ui.t, error)
-            st.error(reply.notice)
+            reply.error = error_text(ui.t, error)
+            st.error(reply.error)
         render_sources(ui.t, reply.docs)
     messages.append(reply)
 
@@ -175,6 +175,7 @@ def _pieces(ui: UiContext, mode: str, payload: dict[str, Any], reply: ChatMessag
         reply.docs.extend(piece.docs)
         reply.message_id = piece.message_id or reply.message_id
         if piece.text:
+            reply.content += piece.text  # kept even when the stream breaks off later
             yield piece.text
 
 

@@ -88,6 +88,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "col_custom": ("手动编辑", "Edited"),
     "col_reason": ("原因", "Reason"),
     "files_selected": ("选中的文件", "Selected files"),
+    "files_choose": ("在表格中勾选，或在此选择文件", "Tick rows in the table, or choose files here"),
     "files_download": ("下载", "Download"),
     "files_save_as": ("保存 {name}", "Save {name}"),
     "files_download_limit": ("一次最多打包 {n} 个文件", "At most {n} files go into one zip"),

@@ -73,7 +73,7 @@ def render_files(ui: UiContext, kb: KbInfo) -> None:
         )
     else:
         st.info(t("files_empty"))
-    picked = st.multiselect(t("files_selected"), names, key=picked_key)
+    picked = st.multiselect(t("files_selected"), names, key=picked_key, placeholder=t("files_choose"))
     _actions(ui, kb, [str(name) for name in picked])
     _folder_only(ui, kb)
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from configs import Settings, load_settings
-from server.bootstrap import configure_logging
 from server.errors import ConfigError, ModelLoadError
 from server.llm.spec import ModelSpec, check_folder
 
@@ -83,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"{error.message}\n")
         return 2
-    configure_logging(settings.log_level)
+    # Not server.bootstrap.configure_logging: importing bootstrap pulls in the database and chat stacks.
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: never reach a model hub
     started = time.monotonic()
     try:

@@ -72,6 +72,16 @@ class ClientPool:
         self._lock = threading.Lock()
         self._slots: dict[Endpoint, _Slot] = {}
         self._atexit_registered = False
+        self._schema_locks: dict[tuple[Endpoint, str], threading.Lock] = {}
+
+    def schema_lock(self, endpoint: Endpoint, collection: str) -> threading.Lock:
+        """Serialises creating, loading and dropping one collection in this process.
+
+        Milvus Lite loads a collection by opening files in its folder; a drop running at the same moment (a KB
+        deleted while a search first opens it) fails half-way with "Directory not empty".
+        """
+        with self._lock:
+            return self._schema_locks.setdefault((endpoint, collection), threading.Lock())
 
     def acquire(self, endpoint: Endpoint) -> Any:
         """A connected MilvusClient for `endpoint`; pair every call with `release`."""

@@ -66,10 +66,13 @@ class MilvusStore:
         self._kb_name = kb_name
         self._loaded = False  # whether this lease has made sure the collection is loaded
         self._write_lock = threading.Lock()
-        self._lease_lock = threading.Lock()
+        self._schema_lock = POOL.schema_lock(endpoint, collection)
+        self._lease_lock = threading.Condition()
+        self._active = 0  # calls in flight; `close` waits for them, so it never stops a Lite server under a call
         self._client: Any = None
         self._release: Callable[[], Any] = lambda: None
-        self._lease()  # connects now, so a bad uri fails at open
+        with self._calls("connect", load=False):  # connects now, so a bad uri fails at open
+            pass
 
     @property
     def dim(self) -> int:
@@ -80,7 +83,7 @@ class MilvusStore:
         return self._collection
 
     def create(self) -> None:
-        with self._calls("create the collection", load=False) as client:
+        with self._calls("create the collection", load=False) as client, self._schema_lock:
             if client.has_collection(self._collection):
                 self._check_dimension(client)
                 client.load_collection(self._collection)  # a no-op when loaded; Lite refuses reads when released
@@ -97,7 +100,7 @@ class MilvusStore:
 
     def drop(self) -> None:
         """Drop the collection and let go of the connection (like `close`; a later call reconnects)."""
-        with self._calls("drop the collection", load=False) as client:
+        with self._calls("drop the collection", load=False) as client, self._schema_lock:
             if client.has_collection(self._collection):
                 client.drop_collection(self._collection)
         self.close()
@@ -175,8 +178,9 @@ class MilvusStore:
                 client.flush(self._collection)
 
     def close(self) -> None:
-        """Release this store's share of the connection; the collection stays (use `drop` to remove it)."""
+        """Release this store's share of the connection once calls in flight are done; the collection stays."""
         with self._lease_lock:
+            self._lease_lock.wait_for(lambda: self._active == 0)
             if self._client is None:
                 return
             self._client = None
@@ -200,20 +204,32 @@ class MilvusStore:
         except MilvusException as exc:
             reason = self._endpoint.redact(str(exc.message))
             raise StoreUnavailable(
-                f"milvus at {self._endpoint.address} could not {action} in collection {self._collection}: {reason}"
+                f"milvus at {self._endpoint.address} could not {action} (collection {self._collection}): {reason}"
             ) from None
+        finally:
+            with self._lease_lock:
+                self._active -= 1
+                self._lease_lock.notify_all()
 
     def _lease(self) -> Any:
-        """This store's share of the pooled client. A store dropped without `close` (`create_store(...).drop()`
-        style one-liners) gives its share back when it is garbage-collected, through the finalizer."""
+        """This store's share of the pooled client, counted as one call in flight until `_calls` ends it.
+
+        A store left without `close` (`create_store(...).drop()` one-liners) gives its share back when it is
+        garbage-collected, through the finalizer.
+        """
         with self._lease_lock:
             if self._client is None:
                 self._client = POOL.acquire(self._endpoint)
                 self._loaded = False
                 self._release = weakref.finalize(self, POOL.release, self._endpoint)
+            self._active += 1
             return self._client
 
     def _load(self, client: Any) -> None:
+        with self._schema_lock:
+            self._load_unlocked(client)
+
+    def _load_unlocked(self, client: Any) -> None:
         if not client.has_collection(self._collection):
             raise StoreUnavailable(
                 f"the Milvus collection {self._collection} of knowledge base {self._kb_name!r} is missing at "

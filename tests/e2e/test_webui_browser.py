@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import HASH_MODELS, LiveServer, free_port, make_settings, shared_path
+
 from tests.e2e.harness import (
     ARTIFACTS,
     CHROMIUM,
@@ -199,3 +199,39 @@ def test_unreachable_api_is_a_readable_message(tmp_path: Path, page: Any) -> Non
         see(page, "无法连接 API 服务")
         shot(page, "09_api_down")
         assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_kb_chat_with_the_tiny_model_streams_an_answer_with_sources(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, page: Any
+) -> None:
+    from chat_worker import api_models, running_worker
+
+    folder = tmp_path_factory.mktemp("webui-chat")
+    with running_worker(tiny_model_dir, folder) as (worker_url, port):
+        models = api_models(tiny_model_dir, worker_url)
+        settings = make_settings(folder, llm_models=models, default_llm="tiny", llm_worker={"port": port})
+        with LiveServer(settings) as api:
+            _kb_with_one_sample(api.url)
+            ui_values = {"embed_models": HASH_MODELS, "kb": {"default_embed_model": "hash"}}
+            config = write_ui_config(folder / "ui.yaml", api.url, ui_values)
+            with streamlit_server(config, free_port(), folder / "streamlit.log") as ui:
+                page.goto(f"{ui}/dialogue")
+                see(page, "对话模式")
+                page.locator("[data-testid='stSidebar'] label").filter(has_text="知识库问答").first.click()
+                see(page, "知识库")
+                page.get_by_placeholder("输入问题，回车发送").fill("推理优化有哪些方法？")
+                page.keyboard.press("Enter")
+                see(page, "出处（")
+                page.get_by_text("出处（").first.click()
+                see(page, SAMPLES[0])
+                shot(page, "10_kb_chat")
+                answer = page.locator("[data-testid='stChatMessage']").nth(1).inner_text()
+                assert answer.strip()
+
+
+def _kb_with_one_sample(api: str) -> None:
+    body = {"knowledge_base_name": KB, "embed_model": "hash"}
+    httpx.post(f"{api}/knowledge_base/create_knowledge_base", json=body).raise_for_status()
+    path = shared_path("samples", "kb-samples", SAMPLES[0])
+    files = {"files": (path.name, path.read_bytes())}
+    httpx.post(f"{api}/knowledge_base/upload_docs", data={"knowledge_base_name": KB}, files=files).raise_for_status()

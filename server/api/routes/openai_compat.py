@@ -10,16 +10,19 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Ctx, KbService
+from server.api.envelope import _describe_validation
 from server.api.routes.chat_deps import MAX_TOKENS_LIMIT, Chat, SearchFields, event_line
 from server.chat.citations import plain_sources
 from server.chat.llm_client import ChatDelta, ChatParams, collect
@@ -27,7 +30,30 @@ from server.chat.retrieval import kb_retriever
 from server.chat.service import ChatOptions
 from server.errors import InvalidInput, ZhikuError
 
-router = APIRouter(prefix="/v1", tags=["OpenAI compatible"])
+
+class OpenAiErrors(APIRoute):
+    """Errors also carry {"error": {"message", "type", "code"}}, which OpenAI clients show, beside our envelope."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ZhikuError as error:
+                return _error(error.status_code, error.message, type(error).__name__)
+            except RequestValidationError as error:
+                return _error(422, _describe_validation(error), "invalid_request_error")
+
+        return route
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    error = {"message": message, "type": kind, "code": status}
+    return JSONResponse({"code": status, "msg": message, "data": None, "error": error}, status_code=status)
+
+
+router = APIRouter(prefix="/v1", tags=["OpenAI compatible"], route_class=OpenAiErrors)
 
 PASSTHROUGH = ("top_p", "stop", "seed", "presence_penalty", "frequency_penalty")
 """Request fields handed to the model endpoint unchanged."""

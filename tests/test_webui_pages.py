@@ -1,0 +1,180 @@
+"""Page logic through Streamlit's AppTest, with the API client replaced by an in-memory fake."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.webui_fake_api import FakeApi
+from webui_pages.api_client import ApiError
+
+
+def _app(api: FakeApi, page: str, lang: str) -> None:
+    from webui_pages.api_types import UiDefaults
+    from webui_pages.common import UiContext
+    from webui_pages.dialogue_page import render_dialogue_page
+    from webui_pages.i18n import Translator
+    from webui_pages.kb_page import render_kb_page
+
+    ui = UiContext(api, Translator(lang), UiDefaults(embed_models=("hash",), default_embed_model="hash"))
+    (render_kb_page if page == "kb" else render_dialogue_page)(ui)
+
+
+def run_page(api: FakeApi, page: str = "kb", lang: str = "zh") -> AppTest:
+    app = AppTest.from_function(_app, args=(api, page, lang), default_timeout=20)
+    app.run()
+    return app
+
+
+def texts(app: AppTest) -> str:
+    parts = [m.value for m in app.markdown] + [c.value for c in app.caption]
+    parts += [e.value for e in app.error] + [w.value for w in app.warning] + [s.value for s in app.success]
+    parts += [i.value for i in app.info] + [t.value for t in app.title]
+    return "\n".join(str(p) for p in parts)
+
+
+def click(app: AppTest, label: str) -> None:
+    next(button for button in app.button if button.label == label).click().run()
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+def test_kb_page_lists_files_of_the_first_kb(api: FakeApi) -> None:
+    app = run_page(api)
+    assert not app.exception
+    assert app.selectbox(key="kb_choice").value == "样例库"
+    assert "共 2 个文件 · 第 1/1 页" in texts(app)
+    assert ("list_file_details", (0, 50, "file_name", False)) in api.calls
+
+
+def test_english_ui(api: FakeApi) -> None:
+    app = run_page(api, lang="en")
+    assert app.title[0].value == "Knowledge base management"
+    assert "2 files · page 1 of 1" in texts(app)
+
+
+def test_sorting_is_asked_of_the_server(api: FakeApi) -> None:
+    app = run_page(api)
+    app.selectbox(key="files_sort_样例库").set_value("size")
+    app.toggle(key="files_desc_样例库").set_value(True).run()
+    assert ("list_file_details", (0, 50, "size", True)) in api.calls
+
+
+def test_create_kb_selects_it(api: FakeApi) -> None:
+    app = run_page(api)
+    app.selectbox(key="kb_choice").set_value("\x00new").run()
+    app.text_input(key="new_kb_name").input("新库")
+    click(app, "新建")
+    assert not app.exception
+    assert ("create_kb", ("新库", "faiss", "hash")) in api.calls
+    assert app.selectbox(key="kb_choice").value == "新库"
+    assert "已新建知识库「新库」" in texts(app)
+
+
+def test_duplicate_kb_is_a_readable_4xx(api: FakeApi) -> None:
+    app = run_page(api)
+    app.selectbox(key="kb_choice").set_value("\x00new").run()
+    app.text_input(key="new_kb_name").input("样例库")
+    click(app, "新建")
+    assert not app.exception
+    assert "请求被拒绝（HTTP 409）" in texts(app)
+
+
+def test_api_down_is_a_message_not_a_traceback(api: FakeApi) -> None:
+    api.down = True
+    app = run_page(api)
+    assert not app.exception
+    assert "无法连接 API 服务" in app.error[0].value
+
+
+def test_delete_kb_needs_confirmation(api: FakeApi) -> None:
+    app = run_page(api)
+    app.button(key="delete_kb_样例库").click().run()
+    assert "样例库" in api.kbs
+    assert "确定删除知识库「样例库」" in texts(app)
+    app.button(key="delete_kb_yes_样例库").click().run()
+    assert "样例库" not in api.kbs
+    assert "已删除知识库「样例库」" in texts(app)
+
+
+def test_delete_from_disk_needs_the_checkbox(api: FakeApi) -> None:
+    app = run_page(api)
+    app.multiselect(key="files_picked_样例库").set_value(["a.md"]).run()
+    assert app.button(key="del_样例库").disabled
+    app.checkbox(key="confirm_disk_样例库").check().run()
+    app.button(key="del_样例库").click().run()
+    assert ("delete_docs", (["a.md"], True)) in api.calls
+    assert "已删除 1 个文件" in texts(app)
+    assert "共 1 个文件" in texts(app)
+
+
+def test_search_test_shows_ranked_chunks(api: FakeApi) -> None:
+    app = run_page(api)
+    app.radio(key="kb_section").set_value("search").run()
+    app.text_input(key="search_q_样例库").input("第一")
+    click(app, "检索")
+    shown = texts(app)
+    assert "**#1** · 相似度 0.900 · a.md" in shown and "**#2** · 相似度 0.800" in shown
+
+
+def test_chunk_editor_sends_only_the_edited_chunk(api: FakeApi) -> None:
+    app = run_page(api)
+    app.radio(key="kb_section").set_value("chunks").run()
+    assert "共 2 个分块" in texts(app)
+    app.text_area(key="chunk_样例库_a.md_0_c1").input("改过的第一段")
+    click(app, "保存修改")
+    sent = [args for name, args in api.calls if name == "update_chunks"]
+    assert sent == [{"c1": {"page_content": "改过的第一段", "metadata": {"source": "a.md"}}}]
+    assert "已保存 1 处分块修改" in texts(app)
+
+
+def test_rebuild_follows_the_progress_events(api: FakeApi) -> None:
+    app = run_page(api)
+    app.radio(key="kb_section").set_value("rebuild").run()
+    app.button(key="rebuild_样例库").click().run()
+    assert not app.exception
+    assert "向量库重建完成" in texts(app)
+
+
+def test_dialogue_without_model_explains_and_kb_chat_shows_sources(api: FakeApi) -> None:
+    app = run_page(api, page="chat")
+    assert "尚未配置大模型" in texts(app)
+    app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
+    app.chat_input[0].set_value("第一段是什么").run()
+    assert not app.exception
+    assert ("search_docs", ("第一段是什么", 3, 0.0)) in api.calls
+    assert "未配置大模型，无法生成回答" in texts(app)
+    assert "出处（2 条）" in [e.label for e in app.expander]
+
+
+def test_dialogue_streams_an_answer_with_sources(api: FakeApi) -> None:
+    api.models = ["tiny"]
+    app = run_page(api, page="chat")
+    app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
+    app.chat_input[0].set_value("问题").run()
+    assert not app.exception
+    mode, payload = next(args for name, args in api.calls if name == "chat")
+    assert mode == "knowledge_base_chat"
+    assert payload["knowledge_base_name"] == "样例库" and payload["model_name"] == "tiny"
+    assert "你好，世界" in texts(app)
+    assert "出处（1 条）" in [e.label for e in app.expander]
+
+
+def test_dialogue_chat_error_is_shown(api: FakeApi) -> None:
+    api.models = ["tiny"]
+    api.chat_error = ApiError("the LLM worker does not answer", 503)
+    app = run_page(api, page="chat")
+    app.chat_input[0].set_value("问题").run()
+    assert not app.exception
+    assert "你好" in texts(app)
+    assert any("API 出错（HTTP 503）：the LLM worker does not answer" in e.value for e in app.error)
+
+
+def test_api_down_on_the_dialogue_page(api: FakeApi) -> None:
+    api.down = True
+    app = run_page(api, page="chat")
+    assert not app.exception
+    assert "无法连接 API 服务" in texts(app)
