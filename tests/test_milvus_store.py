@@ -277,10 +277,14 @@ def test_moving_a_kb_between_faiss_and_milvus(tmp_path: Path, milvus_settings_ov
             info = client.get("/knowledge_base/knowledge_base_info", params={"knowledge_base_name": KB}).json()
             assert info["data"]["vs_type"] == vs_type
             assert sorted(_sources(client)) == before
-            assert seen and all(sorted(sources) == before for sources in seen)  # searches during the move
+            assert seen and [s for s in seen if sorted(s) != before] == []  # searches during the move
             assert len(_collections(tmp_path)) == (1 if vs_type == "milvus" else 0)
 
 
 def _search_until(client: TestClient, stop: threading.Event, seen: list[list[str]]) -> None:
+    """Searches until `stop`; a failed search is recorded as its error text, for the test thread to see."""
     while not stop.is_set() or not seen:
-        seen.append(_sources(client))
+        try:
+            seen.append(_sources(client))
+        except AssertionError as error:
+            seen.append([str(error)])
