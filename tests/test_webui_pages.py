@@ -9,7 +9,7 @@ from tests.webui_fake_api import FakeApi
 from webui_pages.api_client import ApiError
 
 
-def _app(api: FakeApi, page: str, lang: str) -> None:
+def _app(api: object, page: str, lang: str) -> None:  # runs as its own script: builtins only
     from webui_pages.api_types import UiDefaults
     from webui_pages.common import UiContext
     from webui_pages.dialogue_page import render_dialogue_page
