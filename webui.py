@@ -57,19 +57,20 @@ def _client(settings: Settings) -> ApiClient:
     return client
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _server_configs(base_url: str, _api: ApiClient) -> dict[str, object]:
+    """/server/configs, shared by every browser session for a minute (failures are not cached)."""
+    return _api.server_configs()
+
+
 def _defaults(api: ApiClient, settings: Settings, t: Translator) -> UiDefaults:
-    """Local defaults merged with /server/configs (asked once per browser session, again after a failure)."""
-    cached = st.session_state.get("_ui_defaults")
-    if isinstance(cached, UiDefaults):
-        return cached
+    """Local defaults merged with the API's /server/configs; the local ones alone when the API cannot answer."""
     base = local_defaults(settings)
     try:
-        merged = merge_server_configs(base, api.server_configs())
+        return merge_server_configs(base, _server_configs(api.base_url, api))
     except ApiError as error:
         st.sidebar.caption(t("configs_local", detail=error.message))
         return base
-    st.session_state["_ui_defaults"] = merged
-    return merged
 
 
 def main() -> None:

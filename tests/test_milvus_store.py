@@ -48,8 +48,9 @@ def _open(tmp_path: Path, dim: int = DIM, collection: str = COLLECTION) -> Milvu
 
 
 class TestMilvusConformance(StoreConformance):
-    # Milvus Lite (pure Python, HNSW build) on a 2-core machine: about 4 s measured; keep headroom.
-    batch_add_budget_s = 20.0
+    # Milvus Lite is pure Python: adding 10k chunks of dim 384 and one search took 6-10 s on the 2-core test box
+    # (up to 17 s while other jobs loaded it), against FAISS's 3 s budget. Headroom for a busy CI machine.
+    batch_add_budget_s = 30.0
 
     def make_store(self, tmp_path: Path, dim: int) -> VectorStore:
         return _open(tmp_path, dim)
@@ -57,9 +58,7 @@ class TestMilvusConformance(StoreConformance):
     def reopen(self, store: VectorStore, tmp_path: Path, dim: int) -> VectorStore:
         store.close()  # the last user of the database: this stops the Lite server, so the reopen reads the disk
         assert POOL.users(_endpoint(tmp_path)) == 0
-        reopened = _open(tmp_path, dim)
-        reopened.create()  # loads the collection
-        return reopened
+        return _open(tmp_path, dim)  # no create(): the first call must load the collection on the new server
 
 
 @pytest.fixture
