@@ -182,6 +182,9 @@ class Settings(BaseSettings):
         if self.kb.default_embed_model not in self.embed_models:
             known = ", ".join(sorted(self.embed_models))
             raise ValueError(f"kb.default_embed_model {self.kb.default_embed_model!r} is not in embed_models ({known})")
+        if self.default_llm is not None and self.default_llm not in self.llm_models:
+            known = ", ".join(sorted(self.llm_models)) or "none configured"
+            raise ValueError(f"default_llm {self.default_llm!r} is not in llm_models ({known})")
         return self
 
     @property

@@ -65,3 +65,9 @@ def test_default_embed_model_must_exist(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ZHIKU_KB__DEFAULT_EMBED_MODEL", "nope")
     with pytest.raises(ConfigError, match="default_embed_model"):
         load_settings()
+
+
+def test_default_llm_must_be_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHIKU_DEFAULT_LLM", "qwen")
+    with pytest.raises(ConfigError, match="default_llm"):
+        load_settings()

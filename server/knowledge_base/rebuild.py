@@ -126,7 +126,6 @@ def _fill(
 def _switch(ctx: KbContext, kb: KnowledgeBase, new: StoreSpec, done: list[tuple[PreparedFile, list[str]]]) -> None:
     """Point the registry (and, for FAISS, the folder) at the new vectors, then drop the old ones."""
     old = ctx.store_spec(kb)
-    ctx.stores.evict(kb.name)
     final = vector_dir(ctx.data_dir, kb.name, new.embed_model)
     retired = final.with_name(f".retired-{uuid.uuid4().hex[:8]}")
     if new.vs_type == "faiss":
@@ -139,6 +138,9 @@ def _switch(ctx: KbContext, kb: KnowledgeBase, new: StoreSpec, done: list[tuple[
             repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
         row = repo.require_kb(session, kb.name)
         row.vs_type, row.embed_model, row.vs_collection = new.vs_type, new.embed_model, new.collection
+    # Only now, with the registry pointing at the new store, drop the cached old one: a search arriving in
+    # between still reads the old (complete) index, and one arriving after opens the new store.
+    ctx.stores.evict(kb.name)
     shutil.rmtree(retired, ignore_errors=True)
     replaced_in_place = old.vs_type == new.vs_type == "faiss" and old.directory == final
     if not replaced_in_place:

@@ -84,7 +84,11 @@ class KnowledgeBaseService:
         with self.ctx.locks(name), session_scope(self.ctx.sessions) as session:
             kb = repo.add_kb(session, name=name, info=info, vs_type=vs_type, embed_model=embed_model)
             # The store is created inside the transaction: if it fails, no registry row is left behind.
-            create_store(self.ctx.store_spec(kb), self.ctx.store_options).create()
+            store = create_store(self.ctx.store_spec(kb), self.ctx.store_options)
+            try:
+                store.create()
+            finally:
+                store.close()
             (kb_dir(self.ctx.data_dir, name) / "content").mkdir(parents=True, exist_ok=True)
             return self._summary(session, kb)
 
