@@ -45,8 +45,8 @@ unit: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not integration"
 
 bench: $(STAMP)
-	$(PY) bench/ingest.py
-	$(PY) bench/search.py
+	$(PY) -m bench.ingest
+	$(PY) -m bench.search
 
 clean-venv:
 	rm -rf $(VENV)
