@@ -58,6 +58,9 @@ class KbSettings(_Section):
     score_threshold: float = Field(0.0, ge=0.0, le=1.0)
     loaded_stores: int = Field(8, gt=0, description="how many KB indexes stay in memory (LRU)")
     parse_workers: int = Field(4, gt=0)
+    search_mode: Literal["dense", "keyword", "hybrid"] = Field(
+        "hybrid", description="default for KBs whose own search_mode is empty (see docs/retrieval.md)"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> KbSettings:
@@ -65,6 +68,18 @@ class KbSettings(_Section):
             raise ValueError(
                 f"kb.chunk_overlap ({self.chunk_overlap}) must be smaller than kb.chunk_size ({self.chunk_size})"
             )
+        return self
+
+
+class RerankerSettings(_Section):
+    enabled: bool = False
+    path: str | None = Field(None, description="local cross-encoder directory, e.g. a copy of BAAI/bge-reranker-base")
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> RerankerSettings:
+        if self.enabled and not self.path:
+            raise ValueError("reranker.enabled needs reranker.path (a local cross-encoder directory)")
         return self
 
 
@@ -162,6 +177,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: ApiSettings = Field(default_factory=ApiSettings)
     kb: KbSettings = Field(default_factory=KbSettings)
+    reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     llm_models: dict[str, LlmModelConfig] = Field(default_factory=dict)
     default_llm: str | None = None
@@ -169,7 +185,9 @@ class Settings(BaseSettings):
     webui: WebUiSettings = Field(default_factory=WebUiSettings)
     embed_models: dict[str, EmbedModelConfig] = Field(default_factory=_default_embed_models)
 
-    @field_validator("api", "kb", "vector_stores", "embed_models", "llm_models", "llm_worker", "webui", mode="before")
+    @field_validator(
+        "api", "kb", "reranker", "vector_stores", "embed_models", "llm_models", "llm_worker", "webui", mode="before"
+    )
     @classmethod
     def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:
         # A YAML section whose keys are all commented out parses as None: treat it as "all defaults".

@@ -17,6 +17,7 @@ from server.db.engine import make_engine, make_session_factory
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.knowledge_base.context import ChunkDefaults, KbContext
+from server.retrieval.reranker import CrossEncoderReranker
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.factory import SUPPORTED_VS_TYPES
 
@@ -40,10 +41,20 @@ def build_context(settings: Settings, *, embeddings: EmbeddingPool | None = None
         stores=StoreCache(capacity=kb.loaded_stores, options=settings.store_options()),
         default_vs_type=kb.default_vs_type,
         default_embed_model=kb.default_embed_model,
-        defaults=ChunkDefaults(kb.chunk_size, kb.chunk_overlap, kb.zh_title_enhance, kb.top_k, kb.score_threshold),
+        defaults=ChunkDefaults(
+            kb.chunk_size, kb.chunk_overlap, kb.zh_title_enhance, kb.top_k, kb.score_threshold, kb.search_mode
+        ),
         parse_workers=kb.parse_workers,
         store_options=settings.store_options(),
+        reranker=_reranker(settings),
     )
+
+
+def _reranker(settings: Settings) -> CrossEncoderReranker | None:
+    config = settings.reranker
+    if not config.enabled or not config.path:
+        return None
+    return CrossEncoderReranker(Path(config.path), device=config.device)
 
 
 def close_context(ctx: KbContext) -> None:
@@ -66,6 +77,7 @@ def _ui_defaults(settings: Settings) -> dict[str, Any]:
     return {
         "top_k": kb.top_k,
         "score_threshold": kb.score_threshold,
+        "search_mode": kb.search_mode,
         "chunk_size": kb.chunk_size,
         "chunk_overlap": kb.chunk_overlap,
         "zh_title_enhance": kb.zh_title_enhance,

@@ -152,3 +152,13 @@ class ModelLoadError(ZhikuError):
 
 class StoreNotConfigured(StoreUnavailable):
     """A vector store type whose connection settings are missing (e.g. vector_stores.pg.uri)."""
+
+
+class RerankerUnavailable(ZhikuError):
+    """The configured cross-encoder reranker folder is missing or cannot be loaded."""
+
+    status_code = 503
+
+
+class UnknownSearchMode(InvalidInput):
+    """A search_mode other than dense, keyword or hybrid."""

@@ -39,7 +39,8 @@ def markdown_citations(results: Sequence[SearchResult], kb_name: str | None) -> 
     docs = []
     for number, result in enumerate(results, start=1):
         source = _source(result)
-        name = f"[{source}]({download_link(kb_name, source)})" if kb_name else f"[{source}]"
+        kb = str(result.metadata.get("kb") or kb_name or "")  # several KBs: each chunk names its own
+        name = f"[{source}]({download_link(kb, source)})" if kb else f"[{source}]"
         docs.append(f"出处 [{number}] {name}{_page(result)}\n\n{result.page_content}")
     return docs
 

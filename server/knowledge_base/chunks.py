@@ -11,6 +11,7 @@ from server.db.models import KnowledgeBase
 from server.errors import FileNotInKnowledgeBase, InvalidInput, ZhikuError
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.writer import load_kb
+from server.retrieval.sync import keyword_added, keyword_removed
 from server.vectorstores.base import VectorStore
 
 Failures = dict[str, ZhikuError]
@@ -44,6 +45,7 @@ def _apply(ctx: KbContext, kb: KnowledgeBase, store: VectorStore, chunk_id: str,
             if existing is None:
                 raise InvalidInput(f"chunk {chunk_id} is not in knowledge base {kb.name!r}")
             store.delete([chunk_id])
+            keyword_removed(ctx.data_dir, kb.name, [chunk_id])
             file = existing.file
             session.delete(existing)
             session.flush()
@@ -63,6 +65,7 @@ def _apply(ctx: KbContext, kb: KnowledgeBase, store: VectorStore, chunk_id: str,
         vector = ctx.embeddings.embed_documents(kb.embed_model, [text])
         store.delete([chunk_id])
         store.add([text], vector, [metadata], ids=[chunk_id])
+        keyword_added(ctx.data_dir, kb.name, [chunk_id], [text])
         if existing is not None:
             existing.meta = metadata
         else:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.db.models import KnowledgeBase
 from server.embeddings import EmbeddingPool
 from server.knowledge_base.paths import vector_dir
+from server.retrieval.reranker import CrossEncoderReranker
 from server.vectorstores.base import VectorStore
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.factory import StoreSpec
@@ -25,6 +26,7 @@ class ChunkDefaults:
     zh_title_enhance: bool = False
     top_k: int = 3
     score_threshold: float = 0.0
+    search_mode: str = "hybrid"
 
 
 class KbLocks:
@@ -53,6 +55,7 @@ class KbContext:
     parse_workers: int = 4
     store_options: Mapping[str, Any] = field(default_factory=dict)
     locks: KbLocks = field(default_factory=KbLocks)
+    reranker: CrossEncoderReranker | None = None
 
     def store_spec(
         self,

@@ -22,6 +22,8 @@ from server.knowledge_base.context import KbContext
 from server.knowledge_base.ingest import ChunkParams, PreparedFile, embed_prepared, prepare_custom, prepare_file
 from server.knowledge_base.paths import content_file, list_content_files, vector_dir
 from server.knowledge_base.writer import load_kb
+from server.retrieval.keyword_index import KeywordIndex
+from server.retrieval.sync import building_keyword_index, swap_keyword_index
 from server.vectorstores.base import VectorStore
 from server.vectorstores.factory import StoreSpec, create_store
 
@@ -67,15 +69,20 @@ def recreate_vector_store(
             kb, vs_type=vs_type, embed_model=model, directory=building, collection=new_collection_name()
         )
         store = create_store(spec, ctx.store_options)
+        keywords = building_keyword_index(ctx.data_dir, kb_name)
         try:
             store.create()
             done, failed = _fill(ctx, kb, store, model, names, custom, params, on_progress)
             store.flush()
             store.close()
-            _switch(ctx, kb, spec, done)
+            keywords.create()
+            for prepared, ids in done:
+                keywords.add(ids, prepared.texts)
+            _switch(ctx, kb, spec, done, keywords)
         except BaseException:
             store.close()
             store.drop()
+            keywords.drop()
             raise
     return failed
 
@@ -123,7 +130,13 @@ def _fill(
     return done, failed
 
 
-def _switch(ctx: KbContext, kb: KnowledgeBase, new: StoreSpec, done: list[tuple[PreparedFile, list[str]]]) -> None:
+def _switch(
+    ctx: KbContext,
+    kb: KnowledgeBase,
+    new: StoreSpec,
+    done: list[tuple[PreparedFile, list[str]]],
+    keywords: KeywordIndex,
+) -> None:
     """Point the registry (and, for FAISS, the folder) at the new vectors, then drop the old ones."""
     old = ctx.store_spec(kb)
     final = vector_dir(ctx.data_dir, kb.name, new.embed_model)
@@ -138,6 +151,8 @@ def _switch(ctx: KbContext, kb: KnowledgeBase, new: StoreSpec, done: list[tuple[
             repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
         row = repo.require_kb(session, kb.name)
         row.vs_type, row.embed_model, row.vs_collection = new.vs_type, new.embed_model, new.collection
+    # The keyword index follows the registry: a keyword search sees the new chunk ids from here on.
+    swap_keyword_index(ctx.data_dir, kb.name, keywords)
     # Only now, with the registry pointing at the new store, drop the cached old one: a search arriving in
     # between still reads the old (complete) index, and one arriving after opens the new store.
     ctx.stores.evict(kb.name)

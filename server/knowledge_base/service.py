@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from server.errors import FileNotInKnowledgeBase, InvalidInput, UnknownVectorSto
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.paths import content_file, kb_dir, validate_file_path, validate_kb_name
 from server.knowledge_base.writer import load_kb
+from server.retrieval.search import KbHit, SearchRequest, check_mode, search_kbs
+from server.retrieval.sync import keyword_index
 from server.vectorstores.factory import SUPPORTED_VS_TYPES, create_store
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ class KbSummary:
     embed_model: str
     file_count: int
     created_at: str
+    search_mode: str = ""  # "" = the global default (kb.search_mode)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,12 @@ class SearchResult:
     page_content: str
     metadata: dict[str, Any]
     score: float | None
+
+
+def _result(item: KbHit, *, tag_kb: bool) -> SearchResult:
+    hit = item.hit
+    metadata = {**hit.metadata, "kb": item.kb} if tag_kb else hit.metadata
+    return SearchResult(hit.id, hit.text, metadata, hit.score)
 
 
 def check_search_params(top_k: int, score_threshold: float) -> None:
@@ -70,12 +79,20 @@ class KnowledgeBaseService:
     @staticmethod
     def _summary(session: Any, kb: KnowledgeBase) -> KbSummary:
         count = repo.count_files(session, kb_id=kb.id)
-        return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, iso_utc(kb.created_at))
+        return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, iso_utc(kb.created_at), kb.search_mode)
 
     def create(
-        self, name: str, *, vs_type: str | None = None, embed_model: str | None = None, info: str = ""
+        self,
+        name: str,
+        *,
+        vs_type: str | None = None,
+        embed_model: str | None = None,
+        info: str = "",
+        search_mode: str = "",
     ) -> KbSummary:
         validate_kb_name(name)
+        if search_mode:
+            check_mode(search_mode)
         vs_type = vs_type or self.ctx.default_vs_type
         if vs_type not in SUPPORTED_VS_TYPES:
             raise UnknownVectorStore(f"unknown vector_store_type {vs_type!r}; use one of {list(SUPPORTED_VS_TYPES)}")
@@ -83,6 +100,7 @@ class KnowledgeBaseService:
         self.ctx.embeddings.get(embed_model)  # raises UnknownEmbeddingModel with the configured names
         with self.ctx.locks(name), session_scope(self.ctx.sessions) as session:
             kb = repo.add_kb(session, name=name, info=info, vs_type=vs_type, embed_model=embed_model)
+            kb.search_mode = search_mode
             # The store is created inside the transaction: if it fails, no registry row is left behind.
             store = create_store(self.ctx.store_spec(kb), self.ctx.store_options)
             try:
@@ -90,6 +108,7 @@ class KnowledgeBaseService:
             finally:
                 store.close()
             (kb_dir(self.ctx.data_dir, name) / "content").mkdir(parents=True, exist_ok=True)
+            keyword_index(self.ctx.data_dir, name).create()
             return self._summary(session, kb)
 
     def delete(self, name: str) -> None:
@@ -102,6 +121,15 @@ class KnowledgeBaseService:
                 repo.delete_kb(session, repo.require_kb(session, name))
             shutil.rmtree(kb_dir(self.ctx.data_dir, name), ignore_errors=True)
         log.info("deleted knowledge base %s", name)
+
+    def set_search_mode(self, name: str, search_mode: str) -> str:
+        """Set the KB's default search mode; "" falls back to the global kb.search_mode."""
+        if search_mode:
+            check_mode(search_mode)
+        with session_scope(self.ctx.sessions) as session:
+            kb = repo.require_kb(session, name)
+            kb.search_mode = search_mode
+            return kb.search_mode
 
     def update_info(self, name: str, info: str) -> str:
         with session_scope(self.ctx.sessions) as session:
@@ -119,25 +147,35 @@ class KnowledgeBaseService:
 
     def search(
         self,
-        name: str,
+        name: str | Sequence[str],
         query: str,
         *,
         top_k: int,
         score_threshold: float,
         file_name: str = "",
         metadata: Mapping[str, Any] | None = None,
+        search_mode: str | None = None,
+        fetch_k: int | None = None,
     ) -> list[SearchResult]:
-        """Chunks closest to `query`; without a query, the chunks of `file_name` / matching `metadata`."""
+        """Chunks closest to `query`; without a query, the chunks of `file_name` / matching `metadata`.
+
+        With several KB names, results are fused across them and each result's metadata names its "kb".
+        """
         check_search_params(top_k, score_threshold)
-        kb = load_kb(self.ctx, name)
+        if search_mode is not None:
+            check_mode(search_mode)
+        names = [name] if isinstance(name, str) else list(dict.fromkeys(name))
+        if not names:
+            raise InvalidInput("knowledge_base_name is an empty list; name at least one knowledge base")
+        kbs = [load_kb(self.ctx, one) for one in names]
         where = dict(metadata or {})
         if file_name:
             where["source"] = validate_file_path(file_name)
         if not query.strip():
-            return self._list_chunks(kb, where) if where else []
-        vector = self.ctx.embeddings.embed_query(kb.embed_model, query)
-        hits = self.ctx.store_for(kb).search(vector, top_k, score_threshold, where or None)
-        return [SearchResult(hit.id, hit.text, hit.metadata, hit.score) for hit in hits]
+            return self._list_chunks(kbs[0], where) if where and len(kbs) == 1 else []
+        request = SearchRequest(query, top_k, score_threshold, search_mode, fetch_k, where or None)
+        found = search_kbs(self.ctx, kbs, request, self.ctx.reranker)
+        return [_result(item, tag_kb=len(kbs) > 1) for item in found]
 
     def _list_chunks(self, kb: KnowledgeBase, where: Mapping[str, Any]) -> list[SearchResult]:
         with session_scope(self.ctx.sessions) as session:

@@ -14,6 +14,7 @@ from server.errors import DuplicateFile, FileNotInKnowledgeBase, StorageError, Z
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.ingest import PreparedFile
 from server.knowledge_base.paths import content_file
+from server.retrieval.sync import keyword_added, keyword_removed
 from server.vectorstores.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ def _commit_one(
     except BaseException:
         store.delete(new_ids)
         raise
+    keyword_added(ctx.data_dir, kb.name, new_ids, prepared.texts)
     if old_ids:
         store.delete(old_ids)
+        keyword_removed(ctx.data_dir, kb.name, old_ids)
 
 
 def _move_into_content(staged: Path, target: Path) -> None:
@@ -93,7 +96,9 @@ def remove_files(ctx: KbContext, kb: KnowledgeBase, file_names: Sequence[str]) -
                 if row is None:
                     failed[name] = FileNotInKnowledgeBase(f"{name} is not in knowledge base {kb.name!r}")
                     continue
-                store.delete(repo.file_vs_ids(session, file_id=row.id))
+                ids = repo.file_vs_ids(session, file_id=row.id)
+                store.delete(ids)
+                keyword_removed(ctx.data_dir, kb.name, ids)
                 repo.delete_file(session, row)
     finally:
         store.flush()

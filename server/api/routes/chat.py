@@ -14,7 +14,15 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import KbService
 from server.api.envelope import Envelope
-from server.api.routes.chat_deps import Chat, ModelFields, SearchFields, respond
+from server.api.routes.chat_deps import (
+    KB_NAMES_HELP,
+    SEARCH_MODE_HELP,
+    Chat,
+    ModelFields,
+    SearchFields,
+    SearchMode,
+    respond,
+)
 from server.chat.retrieval import kb_retriever
 from server.knowledge_base.service import SearchResult
 
@@ -27,7 +35,8 @@ class ChatBody(ModelFields):
 
 
 class KbChatBody(ModelFields, SearchFields):
-    knowledge_base_name: str = Field(examples=["samples"])
+    knowledge_base_name: str | list[str] = Field(examples=["samples"], description=KB_NAMES_HELP)
+    search_mode: SearchMode | None = Field(None, description=SEARCH_MODE_HELP)
 
 
 class FileChatBody(ModelFields, SearchFields):
@@ -62,12 +71,13 @@ async def knowledge_base_chat(chat: Chat, kbs: KbService, body: KbChatBody) -> R
         body.query,
         top_k=body.top_k or defaults.top_k,
         score_threshold=defaults.score_threshold if body.score_threshold is None else body.score_threshold,
+        search_mode=body.search_mode,
     )
     events = await chat.service.kb_chat(
         body.query,
         kind="knowledge_base_chat",
         retrieve=retrieve,
-        link_kb=body.knowledge_base_name,
+        link_kb=body.knowledge_base_name if isinstance(body.knowledge_base_name, str) else None,
         history=body.history_messages(),
         options=body.options(),
         stream=body.stream,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
@@ -21,6 +21,9 @@ class CreateKb(BaseModel):
     vector_store_type: str | None = Field(None, description="faiss (default from settings)")
     embed_model: str | None = Field(None, description="a key of embed_models in the settings")
     kb_info: str = ""
+    search_mode: Literal["", "dense", "keyword", "hybrid"] = Field(
+        "", description='the KB\'s default search mode; "" follows kb.search_mode in the settings'
+    )
 
 
 @router.get("/list_knowledge_bases", summary="List knowledge base names")
@@ -36,7 +39,11 @@ def list_knowledge_base_details(kbs: KbService) -> Envelope:
 @router.post("/create_knowledge_base", summary="Create a knowledge base")
 def create_knowledge_base(kbs: KbService, body: CreateKb) -> Envelope:
     summary = kbs.create(
-        body.knowledge_base_name, vs_type=body.vector_store_type, embed_model=body.embed_model, info=body.kb_info
+        body.knowledge_base_name,
+        vs_type=body.vector_store_type,
+        embed_model=body.embed_model,
+        info=body.kb_info,
+        search_mode=body.search_mode,
     )
     return Envelope(summary, f"created knowledge base {summary.name}")
 
@@ -64,6 +71,15 @@ def update_info(
     kbs: KbService, knowledge_base_name: KbName, kb_info: Annotated[str, Body(max_length=2000)]
 ) -> Envelope:
     return Envelope({"kb_info": kbs.update_info(knowledge_base_name, kb_info)}, "updated")
+
+
+@router.post("/update_search_mode", summary="Change a knowledge base's default search mode")
+def update_search_mode(
+    kbs: KbService,
+    knowledge_base_name: KbName,
+    search_mode: Annotated[Literal["", "dense", "keyword", "hybrid"], Body(description='"" = kb.search_mode')],
+) -> Envelope:
+    return Envelope({"search_mode": kbs.set_search_mode(knowledge_base_name, search_mode)}, "updated")
 
 
 @router.get("/knowledge_base_info", summary="One knowledge base's settings and file count")

@@ -1,8 +1,9 @@
 """OpenAI-compatible routes on the API: /v1/models, /v1/chat/completions (optionally over a knowledge base),
 /v1/embeddings. Any OpenAI client works with base_url http://host:7861/v1 and api.api_key (if set) as its key.
 
-The extra request fields `knowledge_base_name` (+ `top_k`, `score_threshold`, `prompt_name`) turn a completion
-into knowledge-base chat: the last user message is the question and the answer ends with its numbered sources.
+The extra request fields `knowledge_base_name` (+ `top_k`, `score_threshold`, `search_mode`, `prompt_name`) turn a
+completion into knowledge-base chat: the last user message is the question and the answer ends with its numbered
+sources.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Ctx, KbService
 from server.api.envelope import _describe_validation
-from server.api.routes.chat_deps import MAX_TOKENS_LIMIT, Chat, SearchFields, event_line
+from server.api.routes.chat_deps import (
+    MAX_TOKENS_LIMIT,
+    SEARCH_MODE_HELP,
+    Chat,
+    SearchFields,
+    SearchMode,
+    event_line,
+)
 from server.chat.citations import plain_sources
 from server.chat.llm_client import ChatDelta, ChatParams, collect
 from server.chat.retrieval import kb_retriever
@@ -79,7 +87,10 @@ class CompletionBody(SearchFields):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
-    knowledge_base_name: str | None = Field(None, description="answer from this knowledge base, citing sources")
+    knowledge_base_name: str | list[str] | None = Field(
+        None, description="answer from this knowledge base (or these, fused), citing sources"
+    )
+    search_mode: SearchMode | None = Field(None, description=SEARCH_MODE_HELP)
     prompt_name: str = "default"
 
     def params(self) -> ChatParams:
@@ -150,7 +161,12 @@ async def _start(chat: Chat, kbs: KbService, body: CompletionBody) -> tuple[str,
     query = messages[-1]["content"]
     threshold = defaults.score_threshold if body.score_threshold is None else body.score_threshold
     retrieve = kb_retriever(
-        kbs, body.knowledge_base_name, query, top_k=body.top_k or defaults.top_k, score_threshold=threshold
+        kbs,
+        body.knowledge_base_name,
+        query,
+        top_k=body.top_k or defaults.top_k,
+        score_threshold=threshold,
+        search_mode=body.search_mode,
     )
     answer = await service.kb_answer(
         query, kind="knowledge_base_chat", retrieve=retrieve, history=messages[:-1], options=options

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
@@ -14,13 +14,21 @@ router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 
 class SearchDocs(BaseModel):
     query: str = Field("", max_length=10000, examples=["如何上传文件"])
-    knowledge_base_name: str = Field(examples=["samples"])
+    knowledge_base_name: str | list[str] = Field(
+        examples=["samples"], description="a KB name, or a list of names whose results are fused (metadata.kb)"
+    )
     top_k: int | None = Field(None, description="how many chunks (default kb.top_k)")
     score_threshold: float | None = Field(
         None, description="keep chunks whose similarity score is >= this, within [0, 1] (default kb.score_threshold)"
     )
     file_name: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    search_mode: Literal["dense", "keyword", "hybrid"] | None = Field(
+        None, description="dense, keyword (BM25) or hybrid (rank fusion); default: the KB's own, else kb.search_mode"
+    )
+    fetch_k: int | None = Field(
+        None, ge=1, le=1000, description="candidates per list for hybrid fusion / reranking; default max(4*top_k, 20)"
+    )
 
     @field_validator("top_k")
     @classmethod
@@ -45,7 +53,10 @@ class DocumentOut(BaseModel):
     page_content: str
     metadata: dict[str, Any]
     type: str = "Document"
-    score: float | None = Field(description="similarity in [0, 1], higher is better; null when listing a file")
+    score: float | None = Field(
+        description="in [0, 1], higher is better (cosine, mapped BM25 or rank fusion: see docs/retrieval.md); "
+        "null when listing a file"
+    )
 
 
 @router.post("/search_docs", summary="Search a knowledge base (a bare list of chunks, best first)")
@@ -58,5 +69,7 @@ def search_docs(kbs: KbService, body: SearchDocs) -> list[DocumentOut]:
         score_threshold=defaults.score_threshold if body.score_threshold is None else body.score_threshold,
         file_name=body.file_name,
         metadata=body.metadata,
+        search_mode=body.search_mode,
+        fetch_k=body.fetch_k,
     )
     return [DocumentOut(id=r.id, page_content=r.page_content, metadata=r.metadata, score=r.score) for r in results]

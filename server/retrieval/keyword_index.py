@@ -1,0 +1,149 @@
+"""A persisted BM25 keyword index per knowledge base: SQLite FTS5 over pre-segmented text.
+
+Text is segmented before it reaches FTS5: runs of CJK characters with jieba's `cut_for_search` (words plus their
+sub-words), everything else into lower-cased letter/digit words. The index stores those tokens joined by spaces
+and FTS5's `unicode61` tokenizer only splits them again on the spaces. Queries are segmented the same way and
+every token is quoted, so user text never reaches FTS5 as query syntax.
+
+The file lives at `<data_dir>/<kb>/keyword_index.db` and is written incrementally by the KB's write paths;
+every call opens its own short-lived connection, so a file swapped in with `os.replace` is seen by the next call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+KEYWORD_INDEX_FILE = "keyword_index.db"
+BM25_HALF_SCORE = 5.0  # the BM25 value that maps to a score of 0.5: score = bm25 / (bm25 + BM25_HALF_SCORE)
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
+_IS_CJK = re.compile(rf"[{_CJK}]")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS chunk_ids (rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 0')",
+)
+_jieba_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    id: str
+    bm25: float  # higher is better (FTS5's bm25() negated)
+
+
+def bm25_to_score(bm25: float) -> float:
+    """The one monotone map from a BM25 value (>= 0) to a score in [0, 1)."""
+    value = max(0.0, bm25)
+    return value / (value + BM25_HALF_SCORE)
+
+
+@cache
+def _jieba() -> Any:
+    """jieba, with its dictionary loaded once and its start-up chatter kept out of stderr."""
+    import jieba
+
+    with _jieba_lock:
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """Search tokens of `text`: jieba words (and sub-words) for CJK runs, lower-cased words for the rest."""
+    tokens: list[str] = []
+    for match in _TOKEN.finditer(text):
+        piece = match.group()
+        if _IS_CJK.match(piece):
+            tokens.extend(word for word in _jieba().cut_for_search(piece) if word.strip())
+        else:
+            tokens.append(piece.lower())
+    return tokens
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query matching any token of `text` (OR), each token quoted; "" when `text` has no tokens."""
+    unique = dict.fromkeys(tokenize(text))
+    return " OR ".join('"' + token.replace('"', '""') + '"' for token in unique)
+
+
+def keyword_index_path(kb_folder: Path) -> Path:
+    return kb_folder / KEYWORD_INDEX_FILE
+
+
+class KeywordIndex:
+    """Add, delete and search chunks of one KB by keyword; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            yield conn
+
+    def create(self) -> None:
+        """Create the empty index file (a no-op when it exists)."""
+        with self._connect():
+            pass
+
+    def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Index chunks; an id already present is replaced."""
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        rows = [(chunk_id, " ".join(tokenize(text))) for chunk_id, text in zip(ids, texts, strict=True)]
+        with self._connect() as conn:
+            self._delete(conn, ids)
+            for chunk_id, body in rows:
+                rowid = conn.execute("INSERT INTO chunk_ids (chunk_id) VALUES (?)", (chunk_id,)).lastrowid
+                conn.execute("INSERT INTO chunk_text (rowid, body) VALUES (?, ?)", (rowid, body))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            with self._connect() as conn:
+                self._delete(conn, ids)
+
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        for chunk_id in ids:
+            row = conn.execute("SELECT rowid FROM chunk_ids WHERE chunk_id = ?", (chunk_id,)).fetchone()
+            if row is not None:
+                conn.execute("DELETE FROM chunk_text WHERE rowid = ?", row)
+                conn.execute("DELETE FROM chunk_ids WHERE rowid = ?", row)
+
+    def search(self, query: str, limit: int) -> list[KeywordHit]:
+        """Best-matching chunks by BM25, best first."""
+        match = fts_query(query)
+        if not match or not self.exists():
+            return []
+        sql = (
+            "SELECT chunk_ids.chunk_id, -bm25(chunk_text) AS score FROM chunk_text "
+            "JOIN chunk_ids ON chunk_ids.rowid = chunk_text.rowid "
+            "WHERE chunk_text MATCH ? ORDER BY score DESC LIMIT ?"
+        )
+        with self._connect() as conn:
+            return [KeywordHit(chunk_id, float(score)) for chunk_id, score in conn.execute(sql, (match, limit))]
+
+    def count(self) -> int:
+        if not self.exists():
+            return 0
+        with self._connect() as conn:
+            return int(conn.execute("SELECT count(*) FROM chunk_ids").fetchone()[0])
+
+    def drop(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,95 @@
+"""The keyword index (SQLite FTS5 + jieba) and rank fusion, without the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.retrieval.fusion import rrf
+from server.retrieval.keyword_index import KeywordIndex, bm25_to_score, fts_query, tokenize
+
+DOCS = {
+    "zh1": "知识库问答系统支持中文分词和向量检索。",
+    "zh2": "今天天气很好，我们去公园散步。",
+    "en1": "The quick brown fox jumps over the lazy dog.",
+    "en2": "FAISS stores dense vectors for similarity search.",
+    "mix": "使用 FAISS 做向量检索，再用 BM25 做关键词检索。",
+}
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> KeywordIndex:
+    built = KeywordIndex(tmp_path / "kb" / "keyword_index.db")
+    built.create()
+    built.add(list(DOCS), list(DOCS.values()))
+    return built
+
+
+def ids(index: KeywordIndex, query: str, limit: int = 10) -> list[str]:
+    return [hit.id for hit in index.search(query, limit)]
+
+
+def test_tokenize_segments_chinese_and_lowercases_latin() -> None:
+    tokens = tokenize("使用FAISS做向量检索 Hello-World 2024")
+    assert {"faiss", "hello", "world", "2024", "向量", "检索"} <= set(tokens)
+    assert "FAISS" not in tokens
+
+
+def test_chinese_english_and_mixed_queries(index: KeywordIndex) -> None:
+    assert ids(index, "中文分词")[0] == "zh1"
+    assert ids(index, "天气 公园")[0] == "zh2"
+    assert ids(index, "lazy DOG")[0] == "en1"
+    assert ids(index, "faiss 关键词")[0] == "mix"
+    assert set(ids(index, "FAISS")) == {"en2", "mix"}
+    assert ids(index, "nothing-matches-this 鲸鱼") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ['"', "fox OR", "NOT fox", "fox AND (", "body:fox", "fox*", "NEAR(fox dog)", "'; DROP TABLE chunk_ids; --", "^fox"],
+)
+def test_fts_syntax_in_queries_is_plain_text(index: KeywordIndex, query: str) -> None:
+    hits = index.search(query, 5)  # must not raise an FTS5 syntax error
+    assert all(hit.id in DOCS for hit in hits)
+    assert index.count() == len(DOCS)
+
+
+def test_fts_query_quotes_every_token() -> None:
+    assert fts_query('say "hi" now') == '"say" OR "hi" OR "now"'
+    assert fts_query("  ,,, ") == ""
+
+
+def test_add_delete_update_are_incremental(index: KeywordIndex) -> None:
+    index.add(["new"], ["大熊猫生活在四川的竹林里。"])
+    assert ids(index, "大熊猫") == ["new"]
+    assert index.count() == len(DOCS) + 1
+    index.add(["new"], ["An edited chunk about pandas."])  # same id: replaced, not duplicated
+    assert ids(index, "大熊猫") == [] and ids(index, "pandas") == ["new"]
+    index.delete(["new", "en1", "unknown"])
+    assert ids(index, "pandas") == [] and ids(index, "fox") == []
+    assert index.count() == len(DOCS) - 1
+    assert ids(index, "天气")[0] == "zh2"  # untouched chunks stay indexed
+
+
+def test_index_persists_across_instances(index: KeywordIndex) -> None:
+    assert ids(KeywordIndex(index.path), "fox") == ["en1"]
+
+
+def test_missing_index_finds_nothing_and_is_not_created(tmp_path: Path) -> None:
+    missing = KeywordIndex(tmp_path / "none.db")
+    assert missing.search("fox", 3) == [] and not missing.exists()
+
+
+def test_bm25_score_map_is_monotone_within_unit_interval() -> None:
+    values = [bm25_to_score(b) for b in (-1.0, 0.0, 0.5, 5.0, 50.0, 1e9)]
+    assert values == sorted(values)
+    assert values[0] == 0.0 and values[3] == 0.5 and all(0.0 <= v < 1.0 or v == 1.0 for v in values)
+
+
+def test_rrf_rewards_agreement_and_scales_to_one() -> None:
+    fused = dict(rrf([["a", "b", "c"], ["a", "c", "d"]]))
+    assert fused["a"] == pytest.approx(1.0)
+    assert fused["c"] > fused["b"] > 0 and fused["c"] > fused["d"]
+    assert all(0.0 <= score <= 1.0 for score in fused.values())
+    assert rrf([]) == []
