@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.api.envelope import Envelope
+from server.api.routes.search import ScoreThreshold
 from server.chat.context import ChatContext
 from server.chat.llm_client import ChatParams
 from server.chat.service import ChatOptions
@@ -64,19 +65,9 @@ class ModelFields(BaseModel):
 
 class SearchFields(BaseModel):
     top_k: int | None = Field(None, ge=1, le=100, description="chunks to retrieve (default kb.top_k)")
-    score_threshold: float | None = Field(
+    score_threshold: ScoreThreshold = Field(
         None, description="keep chunks with similarity >= this, within [0, 1] (default kb.score_threshold)"
     )
-
-    @field_validator("score_threshold")
-    @classmethod
-    def _similarity(cls, value: float | None) -> float | None:
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise ValueError(
-                "score_threshold is a similarity within [0, 1] (higher = closer); Chatchat 0.2 used distances "
-                "up to 2 — use e.g. 0.5 instead"
-            )
-        return value
 
 
 SearchMode = Literal["dense", "keyword", "hybrid"]

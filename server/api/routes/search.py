@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from server.api.deps import KbService
 
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
+
+
+def _similarity(value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(
+            "score_threshold is a similarity within [0, 1] (higher = closer); Chatchat 0.2 used distances "
+            "up to 2 — use e.g. 0.5 instead"
+        )
+    return value
+
+
+ScoreThreshold = Annotated[float | None, AfterValidator(_similarity)]
+"""A score threshold field: a similarity in [0, 1], refused with a message that explains the change from 0.2."""
 
 
 class SearchDocs(BaseModel):
@@ -18,7 +31,7 @@ class SearchDocs(BaseModel):
         examples=["samples"], description="a KB name, or a list of names whose results are fused (metadata.kb)"
     )
     top_k: int | None = Field(None, description="how many chunks (default kb.top_k)")
-    score_threshold: float | None = Field(
+    score_threshold: ScoreThreshold = Field(
         None, description="keep chunks whose similarity score is >= this, within [0, 1] (default kb.score_threshold)"
     )
     file_name: str = ""
@@ -35,16 +48,6 @@ class SearchDocs(BaseModel):
     def _positive(cls, value: int | None) -> int | None:
         if value is not None and value <= 0:
             raise ValueError("top_k must be at least 1")
-        return value
-
-    @field_validator("score_threshold")
-    @classmethod
-    def _similarity(cls, value: float | None) -> float | None:
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise ValueError(
-                "score_threshold is a similarity within [0, 1] (higher = closer); Chatchat 0.2 used distances "
-                "up to 2 — use e.g. 0.5 instead"
-            )
         return value
 
 
