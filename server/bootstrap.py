@@ -20,6 +20,7 @@ from server.knowledge_base.context import ChunkDefaults, KbContext
 from server.retrieval.reranker import CrossEncoderReranker
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.factory import SUPPORTED_VS_TYPES
+from server.vectorstores.pg_engine import dispose_engine
 
 PROMPT_TEMPLATES_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompt_templates.yaml"
 
@@ -59,9 +60,17 @@ def _reranker(settings: Settings) -> CrossEncoderReranker | None:
 
 def close_context(ctx: KbContext) -> None:
     ctx.stores.close_all()
+    pg_uri = ctx.store_options.get("pg", {}).get("uri")
+    if pg_uri:
+        dispose_engine(pg_uri)  # the pgvector stores share one pool per server
     engine = ctx.sessions.kw.get("bind")
     if engine is not None:
         engine.dispose()
+
+
+def configured_vs_types(settings: Settings) -> list[str]:
+    """The stores a new KB can use: pgvector only once its server is configured."""
+    return [vs for vs in SUPPORTED_VS_TYPES if vs != "pg" or settings.vector_stores.pg.uri]
 
 
 def worker_base_url(settings: Settings) -> str:
@@ -82,7 +91,7 @@ def _ui_defaults(settings: Settings) -> dict[str, Any]:
         "chunk_overlap": kb.chunk_overlap,
         "zh_title_enhance": kb.zh_title_enhance,
         "default_vs_type": kb.default_vs_type,
-        "vector_store_types": list(SUPPORTED_VS_TYPES),
+        "vector_store_types": configured_vs_types(settings),
         "default_embed_model": kb.default_embed_model,
         "embed_models": sorted(settings.embed_models),
         "llm_models": sorted(settings.llm_models),

@@ -161,3 +161,8 @@ def test_embed_texts(client: TestClient) -> None:
     assert len(query.json()["data"][0]) == 32
     assert client.post("/other/embed_texts", json={"texts": ["x"], "embed_model": "nope"}).status_code == 422
     assert client.post("/other/embed_texts", json={"texts": []}).status_code == 422
+
+
+def test_server_configs_lists_only_configured_stores(client: TestClient) -> None:
+    configs = client.post("/server/configs").json()
+    assert "pg" not in configs["vector_store_types"] and "milvus" in configs["vector_store_types"]
