@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.common import REPO, ApiProcess, free_port, percentiles
+from bench.common import REPO, ApiProcess, free_port, percentiles, wait_healthy
 from configs import load_settings
 from server.bootstrap import build_chat_context, build_context, close_context
 from server.chat.retrieval import kb_retriever
@@ -57,13 +57,8 @@ def start_worker(config: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "server.llm_worker", "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "ZHIKU_CONFIG": str(config), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    if wait_healthy(f"http://127.0.0.1:{port}/health", 180):
+        return process
     process.kill()
     raise RuntimeError("the LLM worker did not start")
 

@@ -53,6 +53,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_healthy(url: str, timeout_s: float) -> bool:
+    """Poll a health URL until it answers 200; False when `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 class ApiProcess:
     """`python -m server.api` in its own process, so client and server do not share a GIL."""
 
@@ -69,13 +82,8 @@ class ApiProcess:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ApiProcess:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        if wait_healthy(f"{self.url}/health", 120):
+            return self
         self.proc.kill()
         raise RuntimeError("API did not start: " + (self.proc.stderr.read().decode() if self.proc.stderr else ""))
 
