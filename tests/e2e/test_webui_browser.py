@@ -87,6 +87,16 @@ def pick(page: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option).first.click()
 
 
+def tick(page: Any, label: str) -> None:
+    """Tick a checkbox once Streamlit has enabled it (it reruns after every widget change)."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("checkbox", name=label)
+    expect(box).to_be_enabled()
+    page.get_by_text(label).click()
+    expect(box).to_be_checked()
+
+
 def test_first_render_of_5000_files(servers: tuple[str, str], page: Any) -> None:
     """Opening the management page on a 5,000-file KB draws the first page of the table.
 
@@ -190,7 +200,8 @@ def _edit_one_chunk(page: Any, api: str) -> None:
 def _delete_one_file(page: Any, api: str) -> None:
     section(page, "文件")
     pick(page, "选中的文件", SAMPLES[0])
-    page.get_by_text("同时删除源文件").click()
+    page.mouse.click(5, 5)  # close the multiselect's menu, or the next click only closes it
+    tick(page, "同时删除源文件")
     page.get_by_role("button", name="彻底删除").click()
     see(page, "已删除 1 个文件")
     see(page, "共 1 个文件")
