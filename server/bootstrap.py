@@ -35,18 +35,19 @@ def build_context(settings: Settings, *, embeddings: EmbeddingPool | None = None
     engine = make_engine(settings.sqlalchemy_url)
     upgrade_database(engine)
     kb = settings.kb
+    store_options = settings.store_options()
     return KbContext(
         data_dir=settings.data_dir,
         sessions=make_session_factory(engine),
         embeddings=embeddings or EmbeddingPool(settings.embed_models),
-        stores=StoreCache(capacity=kb.loaded_stores, options=settings.store_options()),
+        stores=StoreCache(capacity=kb.loaded_stores, options=store_options),
         default_vs_type=kb.default_vs_type,
         default_embed_model=kb.default_embed_model,
         defaults=ChunkDefaults(
             kb.chunk_size, kb.chunk_overlap, kb.zh_title_enhance, kb.top_k, kb.score_threshold, kb.search_mode
         ),
         parse_workers=kb.parse_workers,
-        store_options=settings.store_options(),
+        store_options=store_options,
         reranker=_reranker(settings),
     )
 

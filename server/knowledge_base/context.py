@@ -28,6 +28,10 @@ class ChunkDefaults:
     score_threshold: float = 0.0
     search_mode: str = "hybrid"
 
+    def search_limits(self, top_k: int | None, score_threshold: float | None) -> tuple[int, float]:
+        """A request's top_k and score_threshold, with these defaults for the ones it left out."""
+        return top_k or self.top_k, self.score_threshold if score_threshold is None else score_threshold
+
 
 class KbLocks:
     """One lock per knowledge base: writes to a KB are serialised, searches never take it."""

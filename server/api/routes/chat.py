@@ -64,13 +64,13 @@ async def chat(chat: Chat, body: ChatBody) -> Response:
 
 @router.post("/knowledge_base_chat", summary="Answer from a knowledge base (events: answer…, then docs)")
 async def knowledge_base_chat(chat: Chat, kbs: KbService, body: KbChatBody) -> Response:
-    defaults = kbs.ctx.defaults
+    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
     retrieve = kb_retriever(
         kbs,
         body.knowledge_base_name,
         body.query,
-        top_k=body.top_k or defaults.top_k,
-        score_threshold=defaults.score_threshold if body.score_threshold is None else body.score_threshold,
+        top_k=top_k,
+        score_threshold=threshold,
         search_mode=body.search_mode,
     )
     events = await chat.service.kb_chat(
@@ -87,9 +87,7 @@ async def knowledge_base_chat(chat: Chat, kbs: KbService, body: KbChatBody) -> R
 
 @router.post("/file_chat", summary="Answer from files uploaded with upload_temp_docs (events: answer…, then docs)")
 async def file_chat(chat: Chat, kbs: KbService, body: FileChatBody) -> Response:
-    defaults = kbs.ctx.defaults
-    top_k = body.top_k or defaults.top_k
-    threshold = defaults.score_threshold if body.score_threshold is None else body.score_threshold
+    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
 
     def retrieve() -> list[SearchResult]:
         return chat.temp.search(body.knowledge_id, body.query, top_k=top_k, score_threshold=threshold)

@@ -157,14 +157,13 @@ async def _start(chat: Chat, kbs: KbService, body: CompletionBody) -> tuple[str,
         return endpoint.name, await service.start(endpoint, messages, options.params)
     if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
         raise InvalidInput("with knowledge_base_name, the last message must be the user's question")
-    defaults = kbs.ctx.defaults
     query = messages[-1]["content"]
-    threshold = defaults.score_threshold if body.score_threshold is None else body.score_threshold
+    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
     retrieve = kb_retriever(
         kbs,
         body.knowledge_base_name,
         query,
-        top_k=body.top_k or defaults.top_k,
+        top_k=top_k,
         score_threshold=threshold,
         search_mode=body.search_mode,
     )

@@ -64,12 +64,12 @@ class DocumentOut(BaseModel):
 
 @router.post("/search_docs", summary="Search a knowledge base (a bare list of chunks, best first)")
 def search_docs(kbs: KbService, body: SearchDocs) -> list[DocumentOut]:
-    defaults = kbs.ctx.defaults
+    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
     results = kbs.search(
         body.knowledge_base_name,
         body.query,
-        top_k=body.top_k or defaults.top_k,
-        score_threshold=defaults.score_threshold if body.score_threshold is None else body.score_threshold,
+        top_k=top_k,
+        score_threshold=threshold,
         file_name=body.file_name,
         metadata=body.metadata,
         search_mode=body.search_mode,
