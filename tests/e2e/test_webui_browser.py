@@ -5,7 +5,7 @@ Screenshots of each step go to test-artifacts/webui/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +77,13 @@ def see(page: Any, text: str) -> None:
 
 
 def section(page: Any, label: str) -> None:
+    idle(page)
     page.locator("[data-testid='stRadio'] label").filter(has_text=label).first.click()
 
 
 def pick(page: Any, label: str, option: str) -> None:
     """Choose `option` in the Streamlit selectbox/multiselect labelled `label`."""
+    idle(page)
     widget = page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']").filter(has_text=label).first
     widget.locator("input").first.click()
     page.get_by_role("option", name=option).first.click()
@@ -95,6 +97,32 @@ def tick(page: Any, label: str) -> None:
     expect(box).to_be_enabled()
     page.get_by_text(label).click()
     expect(box).to_be_checked()
+
+
+def idle(page: Any) -> None:
+    """Wait until Streamlit has finished its current rerun.
+
+    A click that lands while a rerun is still in flight can be dropped when Streamlit coalesces the reruns.
+    """
+    page.locator("[data-testid='stStatusWidgetRunningIcon']").wait_for(state="detached")
+
+
+def press(page: Any, button: str, then: Callable[[], Any], tries: int = 3) -> None:
+    """Click `button` until what it leads to (`then()`, a locator) is visible."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        idle(page)
+        target = page.get_by_role("button", name=button)
+        if attempt and not target.is_visible():
+            break
+        target.click()
+        try:
+            then().wait_for(state="visible", timeout=TIMEOUT // tries)
+            return
+        except PlaywrightTimeout:
+            continue
+    then().wait_for(state="visible")
 
 
 def test_first_render_of_5000_files(servers: tuple[str, str], page: Any) -> None:
@@ -162,10 +190,10 @@ def test_kb_lifecycle_in_the_browser(servers: tuple[str, str], page: Any) -> Non
     _edit_one_chunk(page, api)
     _delete_one_file(page, api)
 
+    idle(page)
     page.get_by_text("知识库设置").click()
-    page.get_by_role("button", name="删除知识库").click()
-    page.get_by_role("button", name="确认删除").click()
-    see(page, f"已删除知识库「{KB}」")
+    press(page, "删除知识库", then=lambda: page.get_by_role("button", name="确认删除"))
+    press(page, "确认删除", then=lambda: page.get_by_text(f"已删除知识库「{KB}」").first)
     shot(page, "08_kb_deleted")
     assert KB not in httpx.get(f"{api}/knowledge_base/list_knowledge_bases").json()["data"]
 
