@@ -118,6 +118,25 @@ def test_search_test_shows_ranked_chunks(api: FakeApi) -> None:
     click(app, "检索")
     shown = texts(app)
     assert "**#1** · 相似度 0.900 · a.md" in shown and "**#2** · 相似度 0.800" in shown
+    assert ("search_docs", ("第一", 3, 0.0, "")) in api.calls
+
+
+def test_search_test_sends_the_chosen_search_mode(api: FakeApi) -> None:
+    app = run_page(api)
+    app.radio(key="kb_section").set_value("search").run()
+    assert app.selectbox(key="search_mode_样例库").options[0] == "默认：混合检索（向量 + 关键词）"
+    app.selectbox(key="search_mode_样例库").set_value("keyword")
+    app.text_input(key="search_q_样例库").input("第一")
+    click(app, "检索")
+    assert ("search_docs", ("第一", 3, 0.0, "keyword")) in api.calls
+
+
+def test_kb_default_search_mode_is_saved(api: FakeApi) -> None:
+    app = run_page(api)
+    app.selectbox(key="kb_search_mode_样例库").set_value("dense")
+    click(app, "保存检索方式")
+    assert ("update_search_mode", ("样例库", "dense")) in api.calls
+    assert api.kbs["样例库"].search_mode == "dense"
 
 
 def test_chunk_editor_sends_only_the_edited_chunk(api: FakeApi) -> None:
@@ -145,7 +164,7 @@ def test_dialogue_without_model_explains_and_kb_chat_shows_sources(api: FakeApi)
     app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
     app.chat_input[0].set_value("第一段是什么").run()
     assert not app.exception
-    assert ("search_docs", ("第一段是什么", 3, 0.0)) in api.calls
+    assert ("search_docs", ("第一段是什么", 3, 0.0, "")) in api.calls
     assert "未配置大模型，无法生成回答" in texts(app)
     assert "出处（2 条）" in [e.label for e in app.expander]
 
@@ -159,6 +178,7 @@ def test_dialogue_streams_an_answer_with_sources(api: FakeApi) -> None:
     mode, payload = next(args for name, args in api.calls if name == "chat")
     assert mode == "knowledge_base_chat"
     assert payload["knowledge_base_name"] == "样例库" and payload["model_name"] == "tiny"
+    assert "search_mode" not in payload  # the KB's own default applies
     assert "你好，世界" in texts(app)
     assert "出处（1 条）" in [e.label for e in app.expander]
 
@@ -178,3 +198,13 @@ def test_api_down_on_the_dialogue_page(api: FakeApi) -> None:
     app = run_page(api, page="chat")
     assert not app.exception
     assert "无法连接 API 服务" in texts(app)
+
+
+def test_kb_chat_sends_a_chosen_search_mode(api: FakeApi) -> None:
+    api.models = ["tiny"]
+    app = run_page(api, page="chat")
+    app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
+    app.selectbox(key="chat_search_mode").set_value("dense").run()
+    app.chat_input[0].set_value("问题").run()
+    _, payload = next(args for name, args in api.calls if name == "chat")
+    assert payload["search_mode"] == "dense"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,6 +42,10 @@ class FakeApi(ApiClient):
     def list_kbs(self) -> list[KbInfo]:
         self._check("list_kbs")
         return list(self.kbs.values())
+
+    def update_search_mode(self, name: str, search_mode: str) -> None:
+        self._check("update_search_mode", (name, search_mode))
+        self.kbs[name] = dataclasses.replace(self.kbs[name], search_mode=search_mode)
 
     def create_kb(self, name: str, *, info: str, vs_type: str, embed_model: str) -> None:
         self._check("create_kb", (name, vs_type, embed_model))
@@ -89,8 +94,10 @@ class FakeApi(ApiClient):
         self._check("update_docs", list(file_names))
         return {}
 
-    def search_docs(self, kb: str, query: str, *, top_k: int, score_threshold: float) -> list[Chunk]:
-        self._check("search_docs", (query, top_k, score_threshold))
+    def search_docs(
+        self, kb: str, query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+    ) -> list[Chunk]:
+        self._check("search_docs", (query, top_k, score_threshold, search_mode))
         hits = [Chunk(c.id, c.page_content, c.metadata, 0.9 - i / 10) for i, c in enumerate(self.chunks["a.md"])]
         return hits[:top_k]
 

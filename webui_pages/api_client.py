@@ -97,6 +97,10 @@ class ApiClient:
     def update_kb_info(self, name: str, info: str) -> None:
         self._data("POST", "/knowledge_base/update_info", json={"knowledge_base_name": name, "kb_info": info})
 
+    def update_search_mode(self, name: str, search_mode: str) -> None:
+        payload = {"knowledge_base_name": name, "search_mode": search_mode}
+        self._data("POST", "/knowledge_base/update_search_mode", json=payload)
+
     # -- files -----------------------------------------------------------------------------------------------
     def list_file_names(self, kb: str) -> list[str]:
         return [
@@ -173,8 +177,18 @@ class ApiClient:
         return self._send("GET", "/knowledge_base/download_doc", params=params).content
 
     # -- chunks and search -----------------------------------------------------------------------------------
-    def search_docs(self, kb: str, query: str, *, top_k: int, score_threshold: float) -> list[Chunk]:
-        payload = {"knowledge_base_name": kb, "query": query, "top_k": top_k, "score_threshold": score_threshold}
+    def search_docs(
+        self, kb: str, query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+    ) -> list[Chunk]:
+        """`search_mode` "" uses the KB's own default."""
+        payload: dict[str, Any] = {
+            "knowledge_base_name": kb,
+            "query": query,
+            "top_k": top_k,
+            "score_threshold": score_threshold,
+        }
+        if search_mode:
+            payload["search_mode"] = search_mode
         return [Chunk.from_api(row) for row in self._data("POST", "/knowledge_base/search_docs", json=payload)]
 
     def list_chunks(self, kb: str, file_name: str) -> list[Chunk]:

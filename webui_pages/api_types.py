@@ -30,6 +30,7 @@ class KbInfo:
     vs_type: str
     embed_model: str
     file_count: int
+    search_mode: str = ""  # "" = the server's global default
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> KbInfo:
@@ -39,6 +40,7 @@ class KbInfo:
             vs_type=str(row.get("vs_type") or ""),
             embed_model=str(row.get("embed_model") or ""),
             file_count=int(row.get("file_count") or 0),
+            search_mode=str(row.get("search_mode") or ""),
         )
 
 
@@ -155,6 +157,7 @@ class UiDefaults:
     zh_title_enhance: bool = False
     top_k: int = 3
     score_threshold: float = 0.0
+    search_mode: str = "hybrid"
     temperature: float = 0.7
     history_len: int = 3
     default_llm: str = ""

@@ -60,3 +60,17 @@ def show_flash() -> None:
     kind, message = st.session_state.pop("_flash", ("", ""))
     if message:
         (st.success if kind == "success" else st.warning)(message)
+
+
+SEARCH_MODES = ("dense", "keyword", "hybrid")
+
+
+def search_mode_picker(
+    t: Translator, *, inherited: str, key: str, label: str = "search_mode", current: str = ""
+) -> str:
+    """Pick a search mode; the first entry, returned as "", means `inherited` (the KB's or the global default)."""
+    names = {"": t("search_mode_inherit", mode=t(f"search_mode_{inherited}"))}
+    names.update({mode: t(f"search_mode_{mode}") for mode in SEARCH_MODES})
+    options = list(names)
+    index = options.index(current) if current in options else 0
+    return str(st.selectbox(t(label), options, index=index, format_func=names.__getitem__, key=key) or "")

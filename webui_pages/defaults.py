@@ -19,6 +19,7 @@ _CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "zh_title_enhance": ("zh_title_enhance", "ZH_TITLE_ENHANCE"),
     "top_k": ("top_k", "VECTOR_SEARCH_TOP_K"),
     "score_threshold": ("score_threshold",),  # 0.2's SCORE_THRESHOLD was a distance: not the same thing
+    "search_mode": ("search_mode",),
     "temperature": ("temperature", "TEMPERATURE"),
     "history_len": ("history_len", "HISTORY_LEN"),
     "default_llm": ("default_llm",),

@@ -11,7 +11,7 @@ import streamlit as st
 
 from webui_pages.api_client import ApiError
 from webui_pages.chat_view import ChatMessage, conversation_markdown, render_history, render_sources, source_markdown
-from webui_pages.common import UiContext, error_text, shows_errors
+from webui_pages.common import UiContext, error_text, search_mode_picker, shows_errors
 
 # mode (= prompt template type) → chat route
 MODES = {"llm_chat": "chat", "knowledge_base_chat": "knowledge_base_chat", "file_chat": "file_chat"}
@@ -28,6 +28,7 @@ class ChatOptions:
     kb: str = ""
     top_k: int = 3
     score_threshold: float = 0.0
+    search_mode: str = ""  # "" = the KB's own default
     knowledge_id: str = ""
 
 
@@ -55,6 +56,8 @@ def chat_payload(
         payload["score_threshold"] = options.score_threshold
     if options.mode == "knowledge_base_chat":
         payload["knowledge_base_name"] = options.kb
+        if options.search_mode:
+            payload["search_mode"] = options.search_mode
     if options.mode == "file_chat":
         payload["knowledge_id"] = options.knowledge_id
     return payload
@@ -126,12 +129,19 @@ def _mode_options(ui: UiContext, mode: str) -> dict[str, Any]:
     top_k = int(st.number_input(t("top_k"), 1, 50, d.top_k, key="chat_top_k"))
     threshold = float(st.slider(t("score_threshold"), 0.0, 1.0, float(d.score_threshold), 0.01, key="chat_threshold"))
     if mode == "knowledge_base_chat":
-        names: list[str] = []
-        with shows_errors(t):
-            names = [kb.name for kb in ui.api.list_kbs()]
-        kb = st.selectbox(t("chat_kb"), names, key="chat_kb") if names else ""
-        return {"kb": str(kb or ""), "top_k": top_k, "score_threshold": threshold}
+        return {**_kb_options(ui), "top_k": top_k, "score_threshold": threshold}
     return {"knowledge_id": _temp_files(ui), "top_k": top_k, "score_threshold": threshold}
+
+
+def _kb_options(ui: UiContext) -> dict[str, str]:
+    kbs: dict[str, str] = {}  # name → its own search mode
+    with shows_errors(ui.t):
+        kbs = {kb.name: kb.search_mode for kb in ui.api.list_kbs()}
+    if not kbs:
+        return {"kb": ""}
+    kb = str(st.selectbox(ui.t("chat_kb"), list(kbs), key="chat_kb") or "")
+    inherited = kbs.get(kb) or ui.defaults.search_mode
+    return {"kb": kb, "search_mode": search_mode_picker(ui.t, inherited=inherited, key="chat_search_mode")}
 
 
 def _temp_files(ui: UiContext) -> str:

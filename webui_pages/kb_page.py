@@ -7,7 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from webui_pages.api_types import KbInfo
-from webui_pages.common import UiContext, flash, show_flash, shows_errors
+from webui_pages.common import UiContext, flash, search_mode_picker, show_flash, shows_errors
 from webui_pages.kb_chunks import render_chunks
 from webui_pages.kb_files import render_files
 from webui_pages.kb_search import render_rebuild, render_search
@@ -108,9 +108,25 @@ def _header(ui: UiContext, kb: KbInfo) -> None:
             with shows_errors(t):
                 ui.api.update_kb_info(kb.name, info)
                 st.success(t("saved"))
+        _search_mode_setting(ui, kb)
         if st.button(t("kb_delete"), key=f"delete_kb_{kb.name}"):
             st.session_state[f"_confirm_delete_{kb.name}"] = True
     _confirm_delete(ui, kb)
+
+
+def _search_mode_setting(ui: UiContext, kb: KbInfo) -> None:
+    t = ui.t
+    mode = search_mode_picker(
+        t,
+        inherited=ui.defaults.search_mode,
+        key=f"kb_search_mode_{kb.name}",
+        label="kb_search_mode",
+        current=kb.search_mode,
+    )
+    if st.button(t("kb_save_search_mode"), key=f"save_search_mode_{kb.name}"):
+        with shows_errors(t):
+            ui.api.update_search_mode(kb.name, mode)
+            st.success(t("saved"))
 
 
 def _confirm_delete(ui: UiContext, kb: KbInfo) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from webui_pages.api_types import Chunk, KbInfo
-from webui_pages.common import UiContext, shows_errors
+from webui_pages.common import UiContext, search_mode_picker, shows_errors
 from webui_pages.i18n import Translator
 
 
@@ -22,13 +22,15 @@ def render_search(ui: UiContext, kb: KbInfo) -> None:
         left, right = st.columns(2)
         top_k = left.number_input(t("top_k"), min_value=1, max_value=100, value=d.top_k)
         threshold = right.slider(t("score_threshold"), 0.0, 1.0, float(d.score_threshold), 0.01)
+        inherited = kb.search_mode or d.search_mode
+        mode = search_mode_picker(t, inherited=inherited, key=f"search_mode_{kb.name}")
         submitted = st.form_submit_button(t("search_button"), type="primary")
     if not submitted:
         return
     if not query.strip():
         st.warning(t("search_empty_query"))
         return
-    hits = ui.api.search_docs(kb.name, query, top_k=int(top_k), score_threshold=float(threshold))
+    hits = ui.api.search_docs(kb.name, query, top_k=int(top_k), score_threshold=float(threshold), search_mode=mode)
     if not hits:
         st.info(t("search_no_hits"))
         return

@@ -84,7 +84,8 @@ def section(page: Any, label: str) -> None:
 def pick(page: Any, label: str, option: str) -> None:
     """Choose `option` in the Streamlit selectbox/multiselect labelled `label`."""
     idle(page)
-    widget = page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']").filter(has_text=label).first
+    widgets = page.locator("[data-testid='stSelectbox'], [data-testid='stMultiSelect']")
+    widget = widgets.filter(has=page.get_by_text(label, exact=True)).first
     widget.locator("input").first.click()
     page.get_by_role("option", name=option).first.click()
 
@@ -182,6 +183,7 @@ def test_kb_lifecycle_in_the_browser(servers: tuple[str, str], page: Any) -> Non
 
     section(page, "检索测试")
     page.get_by_label("检索问题").fill("推理优化")
+    pick(page, "检索方式", "关键词检索（BM25）")
     page.get_by_role("button", name="检索").click()
     see(page, "命中 3 个分块")
     see(page, "#1")
