@@ -14,7 +14,7 @@ from sqlalchemy import select
 from server.db import repository as repo
 from server.db.engine import session_scope
 from server.db.models import Chunk, KnowledgeBase, iso_utc
-from server.errors import FileNotInKnowledgeBase, InvalidInput, UnknownVectorStore
+from server.errors import FileNotInKnowledgeBase, InvalidInput, StoreUnavailable, UnknownVectorStore
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.paths import content_file, kb_dir, validate_file_path, validate_kb_name
 from server.knowledge_base.writer import load_kb
@@ -174,7 +174,15 @@ class KnowledgeBaseService:
         if not query.strip():
             return self._list_chunks(kbs[0], where) if where and len(kbs) == 1 else []
         request = SearchRequest(query, top_k, score_threshold, search_mode, fetch_k, where or None)
-        found = search_kbs(self.ctx, kbs, request, self.ctx.reranker)
+        try:
+            found = search_kbs(self.ctx, kbs, request, self.ctx.reranker)
+        except StoreUnavailable:
+            # A rebuild may have switched a KB to a new store and dropped the old one while this search was
+            # reading it: that is no outage, so search the new store. A store that is really down raises again.
+            moved = [load_kb(self.ctx, one) for one in names]
+            if [_store_key(kb) for kb in moved] == [_store_key(kb) for kb in kbs]:
+                raise
+            found = search_kbs(self.ctx, moved, request, self.ctx.reranker)
         return [_result(item, tag_kb=len(kbs) > 1) for item in found]
 
     def _list_chunks(self, kb: KnowledgeBase, where: Mapping[str, Any]) -> list[SearchResult]:
@@ -183,3 +191,8 @@ class KnowledgeBaseService:
             ids = [vs_id for vs_id, meta in rows if all(meta.get(k) == v for k, v in where.items())]
         chunks = self.ctx.store_for(kb).get(ids)
         return [SearchResult(chunk.id, chunk.text, chunk.metadata, None) for chunk in chunks]
+
+
+def _store_key(kb: KnowledgeBase) -> tuple[str, str, str]:
+    """What names a KB's vectors; a rebuild changes it."""
+    return kb.vs_type, kb.embed_model, kb.vs_collection

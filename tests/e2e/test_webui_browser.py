@@ -73,7 +73,7 @@ def shot(page: Any, name: str) -> None:
 def see(page: Any, text: str) -> None:
     from playwright.sync_api import expect
 
-    expect(page.get_by_text(text).first).to_be_visible()
+    expect(page.get_by_text(text).first).to_be_visible(timeout=TIMEOUT)  # expect's own default is 5 s
 
 
 def section(page: Any, label: str) -> None:
@@ -95,9 +95,9 @@ def tick(page: Any, label: str) -> None:
     from playwright.sync_api import expect
 
     box = page.get_by_role("checkbox", name=label)
-    expect(box).to_be_enabled()
+    expect(box).to_be_enabled(timeout=TIMEOUT)
     page.get_by_text(label).click()
-    expect(box).to_be_checked()
+    expect(box).to_be_checked(timeout=TIMEOUT)
 
 
 def idle(page: Any) -> None:
