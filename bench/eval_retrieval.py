@@ -133,6 +133,7 @@ class QueryCache:
 
     def __init__(self, inner: Embedder) -> None:
         self.inner = inner
+        self.name = inner.name
         self.vectors: dict[str, Vectors] = {}
 
     @property

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from server.chat.citations import markdown_citations
 from server.chat.retrieval import kb_retriever
 from server.knowledge_base.service import KnowledgeBaseService
+from server.retrieval.keyword_index import KeywordIndex
 
 LONG = "the zebra " + " ".join(f"word{i}" for i in range(60))
 CORPUS = {
@@ -127,6 +128,18 @@ def test_missing_index_is_built_from_the_store_on_first_keyword_search(kb: TestC
     assert not index.exists()
     assert sources(search(kb, "docs", "长城", search_mode="keyword")) == ["extra.txt"]
     assert index.exists()
+
+
+def test_an_outdated_index_is_dropped_by_writes_and_rebuilt_by_search(kb: TestClient, tmp_path: Any) -> None:
+    import sqlite3
+
+    index = tmp_path / "data" / "docs" / "keyword_index.db"
+    with sqlite3.connect(index) as conn:
+        conn.execute("PRAGMA user_version = 1")  # as written before English stemming
+    add_docs(kb, "docs", {"extra.txt": "Rivers flowing north"})
+    assert not index.exists()  # not mixed with new tokens
+    assert sources(search(kb, "docs", "river flows", search_mode="keyword")) == ["extra.txt"]
+    assert KeywordIndex(index).is_current()
 
 
 def test_rebuild_swaps_in_a_fresh_index(kb: TestClient, tmp_path: Any) -> None:

@@ -36,6 +36,25 @@ def test_tokenize_segments_chinese_and_lowercases_latin() -> None:
     assert "FAISS" not in tokens
 
 
+def test_english_words_are_stemmed_and_stop_words_dropped() -> None:
+    assert tokenize("The proteins were inhibited by the drugs") == ["protein", "inhibit", "drug"]
+    assert tokenize("IL-6 p53 COVID19") == ["il", "6", "p53", "covid19"]  # words with digits stay whole
+
+
+def test_an_inflected_query_finds_the_other_form(index: KeywordIndex) -> None:
+    index.add(["cells"], ["Macrophages inhibit tumour growth."])
+    assert ids(index, "inhibiting tumours")[0] == "cells"
+
+
+def test_an_index_from_an_older_tokenizer_is_not_current(index: KeywordIndex) -> None:
+    import sqlite3
+
+    assert index.is_current()
+    with sqlite3.connect(index.path) as conn:
+        conn.execute("PRAGMA user_version = 1")
+    assert not index.is_current()
+
+
 def test_chinese_english_and_mixed_queries(index: KeywordIndex) -> None:
     assert ids(index, "中文分词")[0] == "zh1"
     assert ids(index, "天气 公园")[0] == "zh2"

@@ -1,12 +1,15 @@
 """A persisted BM25 keyword index per knowledge base: SQLite FTS5 over pre-segmented text.
 
 Text is segmented before it reaches FTS5: runs of CJK characters with jieba's `cut_for_search` (words plus their
-sub-words), everything else into lower-cased letter/digit words. The index stores those tokens joined by spaces
+sub-words), everything else into lower-cased letter/digit words, English stop words dropped and the rest stemmed
+(`english.english_token`). The index stores those tokens joined by spaces
 and FTS5's `unicode61` tokenizer only splits them again on the spaces. Queries are segmented the same way and
 every token is quoted, so user text never reaches FTS5 as query syntax.
 
 The file lives at `<data_dir>/<kb>/keyword_index.db` and is written incrementally by the KB's write paths;
 every call opens its own short-lived connection, so a file swapped in with `os.replace` is seen by the next call.
+The file records the tokenizer version it was written with (SQLite's user_version); a file from an older
+tokenizer is rebuilt rather than mixed with new tokens (see `sync.ensure_keyword_index`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from server.retrieval.english import english_token
+
 KEYWORD_INDEX_FILE = "keyword_index.db"
+TOKENIZER_VERSION = 2  # 1: no stemming; 2: English stop words and Snowball stems
 BM25_HALF_SCORE = 5.0  # the BM25 value that maps to a score of 0.5: score = bm25 / (bm25 + BM25_HALF_SCORE)
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
@@ -65,8 +71,8 @@ def tokenize(text: str) -> list[str]:
         piece = match.group()
         if _IS_CJK.match(piece):
             tokens.extend(word for word in _jieba().cut_for_search(piece) if word.strip())
-        else:
-            tokens.append(piece.lower())
+        elif token := english_token(piece.lower()):
+            tokens.append(token)
     return tokens
 
 
@@ -89,10 +95,20 @@ class KeywordIndex:
     def exists(self) -> bool:
         return self.path.is_file()
 
+    def is_current(self) -> bool:
+        """Whether the file exists and was written by this tokenizer version."""
+        if not self.exists():
+            return False
+        with closing(sqlite3.connect(self.path, timeout=30)) as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0]) == TOKENIZER_VERSION
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         with closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
+            if new:
+                conn.execute(f"PRAGMA user_version = {TOKENIZER_VERSION}")
             for statement in _SCHEMA:
                 conn.execute(statement)
             yield conn

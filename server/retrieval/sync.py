@@ -1,8 +1,8 @@
 """Keeping a KB's keyword index in step with its vector store.
 
 Write paths call `keyword_added` / `keyword_removed` under the KB lock. A KB without an index file (made before
-keyword search existed) is left alone by them; its index is built from the store on the first keyword or hybrid
-search (`ensure_keyword_index`), or by a rebuild.
+keyword search existed) is left alone by them, and one written by an older tokenizer is removed by them; the index
+is then built from the store on the first keyword or hybrid search (`ensure_keyword_index`), or by a rebuild.
 """
 
 from __future__ import annotations
@@ -37,24 +37,33 @@ def swap_keyword_index(data_dir: Path, kb_name: str, built: KeywordIndex) -> Non
 
 
 def keyword_added(data_dir: Path, kb_name: str, ids: Sequence[str], texts: Sequence[str]) -> None:
-    index = keyword_index(data_dir, kb_name)
-    if index.exists():
+    index = _current_or_none(data_dir, kb_name)
+    if index is not None:
         index.add(ids, texts)
 
 
 def keyword_removed(data_dir: Path, kb_name: str, ids: Sequence[str]) -> None:
-    index = keyword_index(data_dir, kb_name)
-    if index.exists():
+    index = _current_or_none(data_dir, kb_name)
+    if index is not None:
         index.delete(ids)
+
+
+def _current_or_none(data_dir: Path, kb_name: str) -> KeywordIndex | None:
+    """The KB's index if it is up to date; an outdated one is deleted, to be rebuilt by the next search."""
+    index = keyword_index(data_dir, kb_name)
+    if index.is_current():
+        return index
+    index.drop()
+    return None
 
 
 def ensure_keyword_index(ctx: KbContext, kb: KnowledgeBase) -> KeywordIndex:
     """The KB's keyword index, built once from the store's chunks when the file does not exist yet."""
     index = keyword_index(ctx.data_dir, kb.name)
-    if index.exists():
+    if index.is_current():
         return index
     with ctx.locks(kb.name):
-        if index.exists():
+        if index.is_current():
             return index
         with session_scope(ctx.sessions) as session:
             ids = repo.kb_vs_ids(session, kb_id=kb.id)

@@ -1,6 +1,8 @@
-"""FAISS vector store: an exact inner-product index over L2-normalised vectors, kept in one file.
+"""FAISS vector store: an inner-product index over L2-normalised vectors, kept in one file.
 
-Inner product on unit vectors is the cosine similarity, so scores need no conversion beyond clamping.
+Inner product on unit vectors is the cosine similarity, so scores need no conversion beyond clamping. The
+index is exact while the KB is small and an IVF index past a size threshold (`faiss_index.AnnPolicy`); the
+switch happens in `flush()`, built from a snapshot while searches go on.
 
 Writes stay in memory: `add` and `delete` never touch the disk. The caller calls `flush()` once after a batch
 (`close()` flushes too). The data file is replaced atomically, so after a crash it holds the last flushed
@@ -25,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.errors import InvalidInput, StoreCorrupted, StoreUnavailable
+from server.vectorstores import faiss_index as ann
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
 from server.vectorstores.checks import checked_batch, query_row
 from server.vectorstores.faiss_file import (
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 _FORMAT_VERSION = 1
 _MISSING = object()  # equal to nothing, so a key absent from the metadata never matches
+_EXACT_SUBSET_MAX = 20_000  # filtered searches on an IVF index score at most this many rows exactly
 
 
 class _Doc(NamedTuple):
@@ -55,17 +59,19 @@ class _Snapshot(NamedTuple):
     labels: npt.NDArray[np.int64]
     docs: dict[str, _Doc]
     next_iid: int
+    layout: ann.IvfLayout | None  # set when the index is IVF; rows are then grouped by list
 
 
 class FaissStore:
     """One knowledge base's vectors for one embedding model, in `directory`."""
 
-    def __init__(self, directory: Path, dim: int, *, kb_name: str = "KB") -> None:
+    def __init__(self, directory: Path, dim: int, *, kb_name: str = "KB", policy: ann.AnnPolicy | None = None) -> None:
         if dim <= 0:
             raise InvalidInput(f"vector dimension must be positive, got {dim}")
         self._directory = Path(directory)
         self._dim = dim
         self._kb_name = kb_name
+        self._policy = policy or ann.AnnPolicy()
         self._lock = ReadWriteLock()
         # Serialises flush/create/drop with each other so an older snapshot never overwrites a newer file.
         self._flush_lock = threading.Lock()
@@ -75,6 +81,7 @@ class FaissStore:
         self._reset()
         if self.path.exists():
             self._load()
+            self._reindex_if_due()
 
     @property
     def dim(self) -> int:
@@ -138,7 +145,7 @@ class FaissStore:
             if not found:
                 return 0
             iids = np.array([self._docs[i].iid for i in found], dtype=np.int64)
-            self._index.remove_ids(faiss.IDSelectorBatch(iids))
+            self._index.remove_ids(ann.removal_selector(self._index, iids))
             for chunk_id in found:
                 del self._by_iid[self._docs.pop(chunk_id).iid]
             self._generation += 1
@@ -173,9 +180,15 @@ class FaissStore:
     def flush(self) -> None:
         """Persist pending writes (a no-op when nothing changed since the last flush)."""
         with self._flush_lock:
+            self._reindex_if_due()
             snapshot = self._snapshot()
             if snapshot.generation != self._saved_generation:
                 self._write(snapshot)
+
+    @property
+    def approximate(self) -> bool:
+        """Whether searches use the IVF index (the KB has passed the policy's threshold)."""
+        return ann.is_ivf(self._index)
 
     def close(self) -> None:
         """Flush; later adds and deletes on this instance fail, reads still work."""
@@ -186,15 +199,36 @@ class FaissStore:
     # -- internals -------------------------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dim))
+        self._index: ann.FaissIndex = ann.exact_index(self._dim)
+        self._trained_on = 0  # chunks the IVF index was trained on
         self._docs: dict[str, _Doc] = {}
         self._by_iid: dict[int, str] = {}
         self._next_iid = 0
+
+    def _reindex_if_due(self) -> None:
+        """Switch between exact and IVF (or retrain) when the policy says so. The new index is built from a
+        snapshot with no lock held; it replaces the old one only if nothing was written meanwhile (else the
+        next flush tries again)."""
+        with self._lock.read():
+            action = ann.plan(self._policy, self._index, len(self._docs), self._trained_on)
+        if action == "keep":
+            return
+        snapshot = self._snapshot()
+        if action == "ivf":
+            index, trained_on = ann.train_ivf(snapshot.vectors, snapshot.labels)
+        else:
+            index, trained_on = ann.exact_index(self._dim), 0
+            index.add_with_ids(snapshot.vectors, snapshot.labels)
+        with self._lock.write():
+            if self._generation == snapshot.generation:
+                self._index, self._trained_on = index, trained_on
+                self._generation += 1  # the file must now record the new layout
 
     def _nearest(self, query: Vectors, top_k: int, where: Mapping[str, Any] | None) -> list[tuple[str, _Doc, float]]:
         """Caller holds the read lock."""
         selector = None
         limit = len(self._docs)
+        allowed: list[int] = []
         if where:
             allowed = _matching_iids(self._docs.values(), where)
             selector = faiss.IDSelectorBatch(np.array(allowed, dtype=np.int64))
@@ -202,16 +236,18 @@ class FaissStore:
         k = min(top_k, limit)
         if k == 0:
             return []
-        params = None
-        if selector is not None:
-            params = faiss.SearchParameters()
-            params.sel = selector  # `selector` stays referenced here until the search returns
         # One query is faster on one thread: OpenMP's team start-up costs more than a flat scan of 100k vectors
         # saves, and server threads would otherwise fight over the cores. The setting is per calling thread.
         faiss.omp_set_num_threads(1)
-        scores, labels = self._index.search(query, k, params=params)
+        if where and ann.is_ivf(self._index) and limit <= _EXACT_SUBSET_MAX:
+            # A filter that leaves few rows (one file, say) may leave none in the probed lists: score them all.
+            ips, iids = ann.exact_subset(self._index, query, allowed, k)
+        else:
+            params = ann.search_params(self._index, self._policy, selector)  # keeps `selector` referenced
+            scores, labels = self._index.search(query, k, params=params)
+            ips, iids = scores[0].tolist(), labels[0].tolist()
         found = []
-        for ip, label in zip(scores[0].tolist(), labels[0].tolist(), strict=True):
+        for ip, label in zip(ips, iids, strict=True):
             if label >= 0:
                 chunk_id = self._by_iid[label]
                 found.append((chunk_id, self._docs[chunk_id], ip))
@@ -222,16 +258,21 @@ class FaissStore:
         # vectors of dim 384), never for the disk. A shallow copy of the docstore is enough because `_Doc`s and
         # their metadata are never mutated.
         with self._lock.read():
-            vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, self._index.ntotal)
-            labels = faiss.vector_to_array(self._index.id_map)
-            return _Snapshot(self._generation, vectors, labels, dict(self._docs), self._next_iid)
+            if ann.is_ivf(self._index):
+                vectors, labels, lists = ann.ivf_contents(self._index)
+                layout = ann.IvfLayout(ann.centroids(self._index), lists, self._trained_on)
+            else:
+                vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, self._index.ntotal)
+                labels, layout = faiss.vector_to_array(self._index.id_map), None
+            return _Snapshot(self._generation, vectors, labels, dict(self._docs), self._next_iid, layout)
 
     def _write(self, snapshot: _Snapshot) -> None:
         """Caller holds `_flush_lock` but not the read/write lock."""
         info = {"version": _FORMAT_VERSION, "dim": self._dim, "next_iid": snapshot.next_iid}
         chunks = [[doc.iid, cid, doc.text, doc.metadata] for cid, doc in snapshot.docs.items()]
         try:
-            write_store_file(self.path, StoreData(snapshot.vectors, snapshot.labels, info, chunks))
+            data = StoreData(snapshot.vectors, snapshot.labels, info, chunks, snapshot.layout)
+            write_store_file(self.path, data)
         except OSError as exc:
             advice = "check disk space and permissions"
             raise StoreUnavailable(f"could not write {self.path}: {exc}; {advice}") from exc
@@ -256,7 +297,11 @@ class FaissStore:
             raise self._corrupted("has vectors and texts that do not match")
         if labels and next_iid <= max(labels):
             raise self._corrupted("has a label counter behind its labels")
-        self._index.add_with_ids(np.ascontiguousarray(data.vectors), data.labels)
+        if data.layout is not None:
+            self._index = ann.ivf_from_layout(data.vectors, data.labels, data.layout)
+            self._trained_on = data.layout.trained_on
+        else:
+            self._index.add_with_ids(np.ascontiguousarray(data.vectors), data.labels)
         self._docs, self._next_iid = docs, next_iid
         self._by_iid = {doc.iid: cid for cid, doc in docs.items()}
 
@@ -268,8 +313,8 @@ class FaissStore:
 
 
 def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> FaissStore:
-    """The factory's entry point; FAISS takes no connection options."""
-    return FaissStore(spec.directory, spec.dim, kb_name=spec.kb_name)
+    """The factory's entry point; `options` are the approximate-search settings (AnnPolicy's fields)."""
+    return FaissStore(spec.directory, spec.dim, kb_name=spec.kb_name, policy=ann.AnnPolicy.from_options(dict(options)))
 
 
 def _matching_iids(docs: Iterable[_Doc], where: Mapping[str, Any]) -> list[int]:
