@@ -93,7 +93,17 @@ class PgSettings(_Section):
     uri: str | None = Field(None, description="postgresql+psycopg://user:password@host:5432/db; unset: pg is off")
 
 
+class FaissSettings(_Section):
+    ann_threshold: int = Field(
+        50_000, ge=0, description="chunks at which a KB's FAISS index becomes approximate (IVF); 0: always exact"
+    )
+    ann_probe_fraction: float = Field(
+        1 / 16, gt=0, le=1, description="share of the IVF lists a search scans; higher: better recall, slower"
+    )
+
+
 class VectorStoreSettings(_Section):
+    faiss: FaissSettings = Field(default_factory=FaissSettings)
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     pg: PgSettings = Field(default_factory=PgSettings)
 
@@ -213,7 +223,9 @@ class Settings(BaseSettings):
         """Connection settings handed to the vector store backends (secrets unwrapped, defaults resolved)."""
         milvus = self.vector_stores.milvus
         token = milvus.token.get_secret_value() if milvus.token else None
+        faiss = self.vector_stores.faiss
         return {
+            "faiss": {"threshold": faiss.ann_threshold, "probe_fraction": faiss.ann_probe_fraction},
             "milvus": {
                 "uri": milvus.uri or str((self.data_dir / "milvus.db").resolve()),
                 "token": token,

@@ -136,3 +136,14 @@ def test_nlist_and_nprobe_follow_the_size() -> None:
     assert ann.nlist_for(40) == 1 and ann.nlist_for(50_000) == 894 and ann.nlist_for(1_000_000) == 4000
     policy = ann.AnnPolicy()
     assert policy.nprobe(1) == 1 and policy.nprobe(894) == 56 and policy.nprobe(4000) == 250
+
+
+def test_settings_reach_the_store_through_the_factory(tmp_path: Path) -> None:
+    from configs.settings import Settings
+    from server.vectorstores.factory import StoreSpec, create_store
+
+    settings = Settings(data_dir=tmp_path, vector_stores={"faiss": {"ann_threshold": 1234, "ann_probe_fraction": 0.5}})
+    spec = StoreSpec("faiss", 1, "kb", "hash", DIM, tmp_path / "vs")
+    store = create_store(spec, settings.store_options())
+    assert isinstance(store, FaissStore)
+    assert store.policy == ann.AnnPolicy(threshold=1234, probe_fraction=0.5)

@@ -186,6 +186,10 @@ class FaissStore:
                 self._write(snapshot)
 
     @property
+    def policy(self) -> ann.AnnPolicy:
+        return self._policy
+
+    @property
     def approximate(self) -> bool:
         """Whether searches use the IVF index (the KB has passed the policy's threshold)."""
         return ann.is_ivf(self._index)
@@ -313,8 +317,9 @@ class FaissStore:
 
 
 def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> FaissStore:
-    """The factory's entry point; `options` are the approximate-search settings (AnnPolicy's fields)."""
-    return FaissStore(spec.directory, spec.dim, kb_name=spec.kb_name, policy=ann.AnnPolicy.from_options(dict(options)))
+    """The factory's entry point; `options["faiss"]` holds AnnPolicy's fields (Settings.store_options())."""
+    policy = ann.AnnPolicy.from_options(dict(options.get("faiss") or {}))
+    return FaissStore(spec.directory, spec.dim, kb_name=spec.kb_name, policy=policy)
 
 
 def _matching_iids(docs: Iterable[_Doc], where: Mapping[str, Any]) -> list[int]:
