@@ -34,7 +34,7 @@ api: $(STAMP)
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy server configs init_database.py startup.py webui.py webui_pages
+	$(PY) -m mypy server configs bench init_database.py startup.py webui.py webui_pages
 
 test: $(TEST_STAMP)
 	bash scripts/system_deps.sh

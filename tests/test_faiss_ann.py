@@ -135,7 +135,8 @@ def test_an_existing_exact_file_past_the_threshold_is_indexed_on_open(tmp_path: 
 def test_nlist_and_nprobe_follow_the_size() -> None:
     assert ann.nlist_for(40) == 1 and ann.nlist_for(50_000) == 894 and ann.nlist_for(1_000_000) == 4000
     policy = ann.AnnPolicy()
-    assert policy.nprobe(1) == 1 and policy.nprobe(894) == 56 and policy.nprobe(4000) == 250
+    assert policy.nprobe(1) == 1 and policy.nprobe(100) == 16 and policy.nprobe(894) == 56
+    assert policy.nprobe(1264) == 79 and policy.nprobe(4000) == 96
 
 
 def test_settings_reach_the_store_through_the_factory(tmp_path: Path) -> None:
@@ -146,4 +147,4 @@ def test_settings_reach_the_store_through_the_factory(tmp_path: Path) -> None:
     spec = StoreSpec("faiss", 1, "kb", "hash", DIM, tmp_path / "vs")
     store = create_store(spec, settings.store_options())
     assert isinstance(store, FaissStore)
-    assert store.policy == ann.AnnPolicy(threshold=1234, probe_fraction=0.5)
+    assert store.policy == ann.AnnPolicy(threshold=1234, probe_fraction=0.5, max_probe=96)

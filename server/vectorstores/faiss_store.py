@@ -190,6 +190,11 @@ class FaissStore:
         return self._policy
 
     @property
+    def nlist(self) -> int:
+        """The IVF index's list count (0 while exact)."""
+        return int(self._index.nlist) if ann.is_ivf(self._index) else 0
+
+    @property
     def approximate(self) -> bool:
         """Whether searches use the IVF index (the KB has passed the policy's threshold)."""
         return ann.is_ivf(self._index)
