@@ -10,13 +10,15 @@ vectors lack: on those, every index, HNSW included, finds few true neighbours. Q
 embedded by the query path. Recall@10 is measured against exact search over the same vectors.
 
 Prints, per size: build (training) time, recall@10, search p50/p95 (store.search, no query embedding, one thread)
-for IVF and exact, memory per chunk (process RSS growth over the store's add and flush) and file size per chunk.
+for IVF and exact, memory per chunk (the process's resident memory growth when the store is opened from its file,
+so the vectors, the IVF lists and the docstore) and file size per chunk.
 Embeddings are cached in ~/.cache/zhiku-bench so a rerun skips the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import tempfile
@@ -88,11 +90,15 @@ def exact_top(data: Vectors, queries: Vectors) -> list[set[int]]:
     return [set(np.argpartition(-row, K)[:K].tolist()) for row in scores]
 
 
-def fill(directory: Path, data: Vectors, policy: AnnPolicy) -> tuple[FaissStore, float, float]:
-    """The store holding `data` (chunk ids = row numbers), the flush time and the RSS growth in bytes."""
+def settled_rss() -> int:
+    """Resident memory once garbage is collected and freed heap pages are handed back to the system."""
     gc.collect()
-    process = psutil.Process()
-    before = process.memory_info().rss
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return int(psutil.Process().memory_info().rss)
+
+
+def fill(directory: Path, data: Vectors, policy: AnnPolicy) -> tuple[FaissStore, float]:
+    """The store holding `data` (chunk ids = row numbers) and the flush time."""
     store = FaissStore(directory, data.shape[1], policy=policy)
     for start in range(0, len(data), 50_000):
         rows = data[start : start + 50_000]
@@ -100,8 +106,7 @@ def fill(directory: Path, data: Vectors, policy: AnnPolicy) -> tuple[FaissStore,
         store.add([f"chunk {i}" for i in ids], rows, [{"source": f"f{int(i) // 100}.txt"} for i in ids], ids)
     started = time.perf_counter()
     store.flush()
-    flushed = time.perf_counter() - started
-    return store, flushed, float(process.memory_info().rss - before)
+    return store, time.perf_counter() - started
 
 
 def measure(store: FaissStore, queries: Vectors, truth: list[set[int]], rounds: int) -> tuple[float, float, float]:
@@ -121,19 +126,20 @@ def measure(store: FaissStore, queries: Vectors, truth: list[set[int]], rounds: 
 def run_size(work: Path, data: Vectors, queries: Vectors, args: argparse.Namespace) -> None:
     n = len(data)
     truth = exact_top(data, queries)
-    store, flush_s, rss = fill(work / f"ivf-{n}", data, AnnPolicy())
+    store, flush_s = fill(work / f"ivf-{n}", data, AnnPolicy())
     size = store.path.stat().st_size
-    print(
-        f"{n:>9,} chunks  {'IVF' if store.approximate else 'exact'}  flush+train {flush_s:5.1f} s  "
-        f"RSS {rss / n:5.0f} B/chunk  file {size / n:5.0f} B/chunk"
-    )
     del store
-    gc.collect()
     for fraction in (float(f) for f in args.probe_fractions.split(",")):
         policy = AnnPolicy(probe_fraction=fraction)
+        before = settled_rss()
         started = time.perf_counter()
         store = FaissStore(work / f"ivf-{n}", data.shape[1], policy=policy)
         reopen_s = time.perf_counter() - started
+        rss = settled_rss() - before
+        print(
+            f"{n:>9,} chunks  {'IVF' if store.approximate else 'exact'}  flush+train {flush_s:5.1f} s  "
+            f"memory {rss / n:5.0f} B/chunk (loaded store)  file {size / n:5.0f} B/chunk"
+        )
         recall, p50, p95 = measure(store, queries, truth, rounds=3)
         nprobe = policy.nprobe(store.nlist) if store.approximate else 0
         print(
@@ -148,7 +154,7 @@ def run_size(work: Path, data: Vectors, queries: Vectors, args: argparse.Namespa
 
 def run_exact(work: Path, data: Vectors, queries: Vectors, truth: list[set[int]]) -> None:
     n = len(data)
-    exact, _, _ = fill(work / f"exact-{n}", data, AnnPolicy(threshold=0))
+    exact, _ = fill(work / f"exact-{n}", data, AnnPolicy(threshold=0))
     recall, p50, p95 = measure(exact, queries, truth, rounds=1)
     print(f"{n:>9,} chunks  exact  recall@10 {recall:.3f}  p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
 
