@@ -130,6 +130,19 @@ def evaluate(kbs: KnowledgeBaseService, data: Dataset, mode: str) -> tuple[dict[
     return {name: value / len(data.queries) for name, value in totals.items()}, per_query_ms
 
 
+def print_latency(kbs: KnowledgeBaseService, queries: list[str], modes: Sequence[str]) -> None:
+    """Search time per mode as a user's request sees it (top_k 3, so 20 fusion candidates per list), query
+    vectors already cached: the cost of the search itself on this KB's real text."""
+    for mode in modes:
+        samples = []
+        for query in queries:
+            started = time.perf_counter()
+            kbs.search(KB, query, top_k=3, score_threshold=0.0, search_mode=mode)
+            samples.append((time.perf_counter() - started) * 1000)
+        p50, p95 = np.percentile(samples, [50, 95])
+        print(f"{mode}: top_k 3 search p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
 class QueryCache:
     """An embedder whose query vectors can be computed ahead, in batches, and are then served from memory."""
 
@@ -186,6 +199,7 @@ def main() -> None:
     parser.add_argument("--limit-queries", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=250)
     parser.add_argument("--workdir", type=Path, help="keep the KB here; reuse it when it is already there")
+    parser.add_argument("--latency", action="store_true", help="also time each mode at top_k 3 (p50, p95)")
     args = parser.parse_args()
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
@@ -223,6 +237,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             scores, per_query = evaluate(kbs, data, mode)
             cells = " | ".join(f"{scores[name]:.3f}" for name in ("R@1", "R@5", "R@10", "MRR@10", "nDCG@10"))
             print(f"| {mode} | {cells} | {per_query:.0f} |", flush=True)
+        if args.latency:
+            print_latency(kbs, list(data.queries.values()), modes)
     finally:
         close_context(ctx)
 

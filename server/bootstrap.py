@@ -60,6 +60,7 @@ def _reranker(settings: Settings) -> CrossEncoderReranker | None:
 
 
 def close_context(ctx: KbContext) -> None:
+    ctx.search_pool.shutdown(wait=True)
     ctx.stores.close_all()
     pg_uri = ctx.store_options.get("pg", {}).get("uri")
     if pg_uri:

@@ -112,3 +112,12 @@ def test_rrf_rewards_agreement_and_scales_to_one() -> None:
     assert fused["c"] > fused["b"] > 0 and fused["c"] > fused["d"]
     assert all(0.0 <= score <= 1.0 for score in fused.values())
     assert rrf([]) == []
+
+
+def test_frequent_query_words_are_left_out_when_rarer_ones_match(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "big.db")
+    texts = [f"common filler {i}" for i in range(600)] + ["common zebra", "zebra crossing"]
+    index.add([f"c{i}" for i in range(len(texts))], texts)
+    assert {hit.id for hit in index.search("common zebra", 10)} == {"c600", "c601"}  # not 600 "common" rows
+    assert len(index.search("common filler", 700)) == 601  # nothing rarer matches: every word counts
+    assert index.search("unknownword", 5) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,10 @@ class KbContext:
     store_options: Mapping[str, Any] = field(default_factory=dict)
     locks: KbLocks = field(default_factory=KbLocks)
     reranker: CrossEncoderReranker | None = None
+    # Runs the keyword side of a hybrid search while the caller embeds the query and searches the vectors.
+    search_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-search")
+    )
 
     def store_spec(
         self,

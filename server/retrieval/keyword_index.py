@@ -37,7 +37,15 @@ _IS_CJK = re.compile(rf"[{_CJK}]")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS chunk_ids (rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(body, tokenize = 'unicode61 remove_diacritics 0')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab(chunk_text, 'row')",
+    "CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 1), chunks INTEGER NOT NULL)",
 )
+# Query words found in more than this share of the chunks (and in over FREQUENT_MIN of them) are left out of the
+# search when rarer matching ones remain: they add little to BM25 (low IDF) but make FTS5 score most rows.
+# Measured on SciFact and CMRC 2018 it keeps nDCG@10 (0.634 → 0.635, 0.964 → 0.964) and cuts keyword search
+# time by 1.2× and 2.5×. Small KBs are fast anyway, hence the floor.
+FREQUENT_SHARE = 0.10
+FREQUENT_MIN = 500
 _jieba_lock = threading.Lock()
 
 
@@ -78,8 +86,11 @@ def tokenize(text: str) -> list[str]:
 
 def fts_query(text: str) -> str:
     """An FTS5 query matching any token of `text` (OR), each token quoted; "" when `text` has no tokens."""
-    unique = dict.fromkeys(tokenize(text))
-    return " OR ".join('"' + token.replace('"', '""') + '"' for token in unique)
+    return _or_query(list(dict.fromkeys(tokenize(text))))
+
+
+def _or_query(tokens: Sequence[str]) -> str:
+    return " OR ".join('"' + token.replace('"', '""') + '"' for token in tokens)
 
 
 def keyword_index_path(kb_folder: Path) -> Path:
@@ -128,11 +139,18 @@ class KeywordIndex:
             for chunk_id, body in rows:
                 rowid = conn.execute("INSERT INTO chunk_ids (chunk_id) VALUES (?)", (chunk_id,)).lastrowid
                 conn.execute("INSERT INTO chunk_text (rowid, body) VALUES (?, ?)", (rowid, body))
+            self._count_chunks(conn)
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
             with self._connect() as conn:
                 self._delete(conn, ids)
+                self._count_chunks(conn)
+
+    @staticmethod
+    def _count_chunks(conn: sqlite3.Connection) -> None:
+        """Keep the chunk count at hand for searches (count(*) scans the table: 1 ms per 50k chunks)."""
+        conn.execute("INSERT OR REPLACE INTO stats (id, chunks) SELECT 1, count(*) FROM chunk_ids")
 
     @staticmethod
     def _delete(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
@@ -144,8 +162,8 @@ class KeywordIndex:
 
     def search(self, query: str, limit: int) -> list[KeywordHit]:
         """Best-matching chunks by BM25, best first."""
-        match = fts_query(query)
-        if not match or not self.exists():
+        tokens = list(dict.fromkeys(tokenize(query)))
+        if not tokens or not self.exists():
             return []
         sql = (
             "SELECT chunk_ids.chunk_id, -bm25(chunk_text) AS score FROM chunk_text "
@@ -153,7 +171,20 @@ class KeywordIndex:
             "WHERE chunk_text MATCH ? ORDER BY score DESC LIMIT ?"
         )
         with self._connect() as conn:
+            match = _or_query(self._selective(conn, tokens))
             return [KeywordHit(chunk_id, float(score)) for chunk_id, score in conn.execute(sql, (match, limit))]
+
+    @staticmethod
+    def _selective(conn: sqlite3.Connection, tokens: list[str]) -> list[str]:
+        """The tokens that match chunks without being frequent; all of them when none is like that."""
+        row = conn.execute("SELECT chunks FROM stats WHERE id = 1").fetchone()
+        limit = max(FREQUENT_SHARE * (row[0] if row else 0), FREQUENT_MIN)
+        if len(tokens) < 2 or row is None or row[0] <= FREQUENT_MIN:
+            return tokens
+        frequency = "SELECT doc FROM chunk_vocab WHERE term = ?"
+        counts = [(conn.execute(frequency, (t,)).fetchone() or (0,))[0] for t in tokens]
+        useful = [t for t, n in zip(tokens, counts, strict=True) if 0 < n <= limit]
+        return useful or tokens
 
     def count(self) -> int:
         if not self.exists():
