@@ -73,6 +73,11 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     kept = [qid for qid in queries if qid in qrels]
     if args.limit_queries:
         kept = kept[: args.limit_queries]
+    if not kept:
+        raise SystemExit(
+            f"no {args.split} query has a relevant document among the {len(corpus)} kept; "
+            "try another --split or a larger --limit-docs"
+        )
     return Dataset(corpus, {qid: queries[qid] for qid in kept}, {qid: qrels[qid] for qid in kept})
 
 
