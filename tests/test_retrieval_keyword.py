@@ -75,8 +75,9 @@ def test_fts_syntax_in_queries_is_plain_text(index: KeywordIndex, query: str) ->
 
 
 def test_fts_query_quotes_every_token() -> None:
-    assert fts_query('say "hi" now') == '"say" OR "hi" OR "now"'
-    assert fts_query("  ,,, ") == ""
+    assert fts_query(tokenize('say "hi" now')) == '"say" OR "hi" OR "now"'
+    assert fts_query(tokenize("  ,,, ")) == ""
+    assert fts_query(['a"b']) == '"a""b"'
 
 
 def test_add_delete_update_are_incremental(index: KeywordIndex) -> None:

@@ -84,12 +84,8 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 query matching any token of `text` (OR), each token quoted; "" when `text` has no tokens."""
-    return _or_query(list(dict.fromkeys(tokenize(text))))
-
-
-def _or_query(tokens: Sequence[str]) -> str:
+def fts_query(tokens: Sequence[str]) -> str:
+    """An FTS5 query matching any of `tokens` (OR), each quoted so it is never query syntax; "" for none."""
     return " OR ".join('"' + token.replace('"', '""') + '"' for token in tokens)
 
 
@@ -171,16 +167,18 @@ class KeywordIndex:
             "WHERE chunk_text MATCH ? ORDER BY score DESC LIMIT ?"
         )
         with self._connect() as conn:
-            match = _or_query(self._selective(conn, tokens))
+            match = fts_query(self._selective(conn, tokens))
             return [KeywordHit(chunk_id, float(score)) for chunk_id, score in conn.execute(sql, (match, limit))]
 
     @staticmethod
     def _selective(conn: sqlite3.Connection, tokens: list[str]) -> list[str]:
         """The tokens that match chunks without being frequent; all of them when none is like that."""
-        row = conn.execute("SELECT chunks FROM stats WHERE id = 1").fetchone()
-        limit = max(FREQUENT_SHARE * (row[0] if row else 0), FREQUENT_MIN)
-        if len(tokens) < 2 or row is None or row[0] <= FREQUENT_MIN:
+        if len(tokens) < 2:
             return tokens
+        row = conn.execute("SELECT chunks FROM stats WHERE id = 1").fetchone()
+        if row is None or row[0] <= FREQUENT_MIN:
+            return tokens
+        limit = max(FREQUENT_SHARE * row[0], FREQUENT_MIN)
         frequency = "SELECT doc FROM chunk_vocab WHERE term = ?"
         counts = [(conn.execute(frequency, (t,)).fetchone() or (0,))[0] for t in tokens]
         useful = [t for t, n in zip(tokens, counts, strict=True) if 0 < n <= limit]

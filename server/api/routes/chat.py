@@ -14,15 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import KbService
 from server.api.envelope import Envelope
-from server.api.routes.chat_deps import (
-    KB_NAMES_HELP,
-    SEARCH_MODE_HELP,
-    Chat,
-    ModelFields,
-    SearchFields,
-    SearchMode,
-    respond,
-)
+from server.api.routes.chat_deps import Chat, ModelFields, SearchFields, respond
+from server.api.routes.search import KB_NAMES_HELP, SEARCH_MODE_HELP, SearchMode
 from server.chat.retrieval import kb_retriever
 from server.knowledge_base.service import SearchResult
 

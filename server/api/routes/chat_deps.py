@@ -70,11 +70,6 @@ class SearchFields(BaseModel):
     )
 
 
-SearchMode = Literal["dense", "keyword", "hybrid"]
-SEARCH_MODE_HELP = "dense, keyword (BM25) or hybrid (rank fusion of both); default: the KB's own, else kb.search_mode"
-KB_NAMES_HELP = "a knowledge base name, or a list of names whose results are fused (each chunk's metadata.kb)"
-
-
 def event_line(event: Any) -> str:
     # ensure_ascii=False: Chinese goes out as UTF-8, not \\u escapes.
     return f"data: {json.dumps(event, ensure_ascii=False)}\r\n\r\n"

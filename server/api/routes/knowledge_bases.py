@@ -9,9 +9,12 @@ from pydantic import BaseModel, Field
 
 from server.api.deps import KbService
 from server.api.envelope import Envelope
+from server.api.routes.search import SearchMode
 from server.errors import InvalidInput
 
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
+
+KbSearchMode = Literal["", SearchMode]  # "" = follow kb.search_mode in the settings
 
 KbName = Annotated[str, Body(description="knowledge base name (Unicode allowed, at most 64 characters)")]
 
@@ -21,7 +24,7 @@ class CreateKb(BaseModel):
     vector_store_type: str | None = Field(None, description="faiss (default from settings)")
     embed_model: str | None = Field(None, description="a key of embed_models in the settings")
     kb_info: str = ""
-    search_mode: Literal["", "dense", "keyword", "hybrid"] = Field(
+    search_mode: KbSearchMode = Field(
         "", description='the KB\'s default search mode; "" follows kb.search_mode in the settings'
     )
 
@@ -77,7 +80,7 @@ def update_info(
 def update_search_mode(
     kbs: KbService,
     knowledge_base_name: KbName,
-    search_mode: Annotated[Literal["", "dense", "keyword", "hybrid"], Body(description='"" = kb.search_mode')],
+    search_mode: Annotated[KbSearchMode, Body(description='"" = kb.search_mode')],
 ) -> Envelope:
     return Envelope({"search_mode": kbs.set_search_mode(knowledge_base_name, search_mode)}, "updated")
 

@@ -24,14 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Ctx, KbService
 from server.api.envelope import _describe_validation
-from server.api.routes.chat_deps import (
-    MAX_TOKENS_LIMIT,
-    SEARCH_MODE_HELP,
-    Chat,
-    SearchFields,
-    SearchMode,
-    event_line,
-)
+from server.api.routes.chat_deps import MAX_TOKENS_LIMIT, Chat, SearchFields, event_line
+from server.api.routes.search import SEARCH_MODE_HELP, SearchMode
 from server.chat.citations import plain_sources
 from server.chat.llm_client import ChatDelta, ChatParams, collect
 from server.chat.retrieval import kb_retriever

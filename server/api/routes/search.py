@@ -24,21 +24,21 @@ def _similarity(value: float | None) -> float | None:
 ScoreThreshold = Annotated[float | None, AfterValidator(_similarity)]
 """A score threshold field: a similarity in [0, 1], refused with a message that explains the change from 0.2."""
 
+SearchMode = Literal["dense", "keyword", "hybrid"]
+SEARCH_MODE_HELP = "dense, keyword (BM25) or hybrid (rank fusion of both); default: the KB's own, else kb.search_mode"
+KB_NAMES_HELP = "a knowledge base name, or a list of names whose results are fused (each chunk's metadata.kb)"
+
 
 class SearchDocs(BaseModel):
     query: str = Field("", max_length=10000, examples=["如何上传文件"])
-    knowledge_base_name: str | list[str] = Field(
-        examples=["samples"], description="a KB name, or a list of names whose results are fused (metadata.kb)"
-    )
+    knowledge_base_name: str | list[str] = Field(examples=["samples"], description=KB_NAMES_HELP)
     top_k: int | None = Field(None, description="how many chunks (default kb.top_k)")
     score_threshold: ScoreThreshold = Field(
         None, description="keep chunks whose similarity score is >= this, within [0, 1] (default kb.score_threshold)"
     )
     file_name: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
-    search_mode: Literal["dense", "keyword", "hybrid"] | None = Field(
-        None, description="dense, keyword (BM25) or hybrid (rank fusion); default: the KB's own, else kb.search_mode"
-    )
+    search_mode: SearchMode | None = Field(None, description=SEARCH_MODE_HELP)
     fetch_k: int | None = Field(
         None, ge=1, le=1000, description="candidates per list for hybrid fusion / reranking; default max(4*top_k, 20)"
     )
