@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: a throwaway settings file and a real API server subprocess."""
+"""Helpers shared by the benchmarks: a throwaway settings file, a real API server subprocess, and an in-process
+context whose embedders are wrapped (to time them or to cache query vectors)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+
+from configs.settings import Settings
+from server.bootstrap import build_context
+from server.embeddings import EmbeddingPool, create_embedder
+from server.embeddings.base import Embedder
+from server.knowledge_base.context import KbContext
+
+Wrapped = TypeVar("Wrapped", bound=Embedder)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -96,3 +106,16 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
     ordered = sorted(samples_ms)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return statistics.median(ordered), p99
+
+
+def context_with_wrapped_embedders(
+    settings: Settings, wrap: Callable[[Embedder], Wrapped]
+) -> tuple[KbContext, list[Wrapped]]:
+    """A KB context whose embedders are `wrap(real embedder)`, and the list of wrappers made (one per model used)."""
+    wrappers: list[Wrapped] = []
+
+    def factory(name: str, config: Any) -> Embedder:
+        wrappers.append(wrap(create_embedder(name, config)))
+        return wrappers[-1]
+
+    return build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory)), wrappers

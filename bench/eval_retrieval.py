@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import context_with_wrapped_embedders
 from configs import load_settings
-from server.bootstrap import build_context, close_context
-from server.embeddings import EmbeddingPool, create_embedder
+from server.bootstrap import close_context
 from server.embeddings.base import Embedder, Vectors
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.files import FileService, StagedFile
@@ -139,13 +139,7 @@ def print_latency(kbs: KnowledgeBaseService, queries: list[str], modes: Sequence
     """Search time per mode as a user's request sees it (top_k 3, so 20 fusion candidates per list), query
     vectors already cached: the cost of the search itself on this KB's real text."""
     for mode in modes:
-        samples = []
-        for query in queries:
-            started = time.perf_counter()
-            kbs.search(KB, query, top_k=3, score_threshold=0.0, search_mode=mode)
-            samples.append((time.perf_counter() - started) * 1000)
-        p50, p95 = np.percentile(samples, [50, 95])
-        print(f"{mode}: top_k 3 search p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+        print(f"{mode}: top_k 3 search {timed_searches(kbs, queries, mode)}")
 
 
 def unseen_queries(args: argparse.Namespace, data: Dataset) -> list[str]:
@@ -161,14 +155,19 @@ def print_latency_with_embedding(kbs: KnowledgeBaseService, queries: list[str], 
         print("with query embedding: too few unevaluated queries in this data set")
         return
     for index, mode in enumerate(modes):
-        samples = []
-        for query in queries[index * per_mode : (index + 1) * per_mode][:150]:
-            started = time.perf_counter()
-            kbs.search(KB, query, top_k=3, score_threshold=0.0, search_mode=mode)
-            samples.append((time.perf_counter() - started) * 1000)
-        p50, p95 = np.percentile(samples, [50, 95])
-        shown = f"p50 {p50:.1f} ms, p95 {p95:.1f} ms ({len(samples)} queries)"
-        print(f"{mode}: top_k 3 search with query embedding {shown}")
+        batch = queries[index * per_mode : (index + 1) * per_mode][:150]
+        print(f"{mode}: top_k 3 search with query embedding {timed_searches(kbs, batch, mode)} ({len(batch)} queries)")
+
+
+def timed_searches(kbs: KnowledgeBaseService, queries: list[str], mode: str) -> str:
+    """p50 and p95 of searching each query once at top_k 3, as printed."""
+    samples = []
+    for query in queries:
+        started = time.perf_counter()
+        kbs.search(KB, query, top_k=3, score_threshold=0.0, search_mode=mode)
+        samples.append((time.perf_counter() - started) * 1000)
+    p50, p95 = np.percentile(samples, [50, 95])
+    return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
 
 
 class QueryCache:
@@ -241,13 +240,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     data = load_dataset(args)
     modes = MODES if args.mode == "all" else (args.mode,)
     settings = build_settings(args, workdir / "data")
-    caches: list[QueryCache] = []
-
-    def factory(name: str, config: Any) -> Embedder:
-        caches.append(QueryCache(create_embedder(name, config)))
-        return caches[-1]
-
-    ctx = build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory))
+    ctx, caches = context_with_wrapped_embedders(settings, QueryCache)
     try:
         kbs = KnowledgeBaseService(ctx)
         seconds = 0.0 if KB in kbs.list_names() else ingest(ctx, data, args.chunk_size)

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bench.common import SHARED, postgres, write_config
-from configs import EmbedModelConfig, Settings, load_settings
-from server.bootstrap import build_context, close_context
+from bench.common import SHARED, context_with_wrapped_embedders, postgres, write_config
+from configs import Settings, load_settings
+from server.bootstrap import close_context
 from server.db.models import Chunk
-from server.embeddings import EmbeddingPool, create_embedder
 from server.embeddings.base import Embedder, Vectors
 from server.knowledge_base.context import KbContext
 from server.knowledge_base.files import FileService, StagedFile
@@ -92,13 +91,7 @@ class TimedEmbedder:
 
 
 def measure(args: argparse.Namespace, settings: Settings) -> None:
-    timers: list[TimedEmbedder] = []
-
-    def factory(name: str, config: EmbedModelConfig) -> Embedder:
-        timers.append(TimedEmbedder(create_embedder(name, config)))
-        return timers[-1]
-
-    ctx = build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory))
+    ctx, timers = context_with_wrapped_embedders(settings, TimedEmbedder)
     try:
         KnowledgeBaseService(ctx).create("bench")
         ctx.embeddings.embed_documents(args.embed_model, ["warm up"])  # model load is not ingestion
