@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,40 @@ def test_frequent_query_words_are_left_out_when_rarer_ones_match(tmp_path: Path)
     assert {hit.id for hit in index.search("common zebra", 10)} == {"c600", "c601"}  # not 600 "common" rows
     assert len(index.search("common filler", 700)) == 601  # nothing rarer matches: every word counts
     assert index.search("unknownword", 5) == []
+
+
+def _term_table(index: KeywordIndex) -> dict[str, int]:
+    with closing(sqlite3.connect(index.path)) as conn:
+        return dict(conn.execute("SELECT term, chunks FROM terms").fetchall())
+
+
+def _vocab(index: KeywordIndex) -> dict[str, int]:
+    with closing(sqlite3.connect(index.path)) as conn:
+        return dict(conn.execute("SELECT term, doc FROM chunk_vocab").fetchall())
+
+
+def test_token_counts_follow_adds_replacements_and_deletes(index: KeywordIndex) -> None:
+    index.add(["en2"], ["Vectors, vectors and more vectors."])  # replaces a chunk: old tokens uncounted
+    index.add(["new"], ["FAISS vectors"])
+    index.delete(["en1", "unknown"])
+    assert _term_table(index) == _vocab(index)
+    assert _term_table(index)["vector"] == 2 and "fox" not in _term_table(index)
+
+
+def test_a_file_without_token_counts_gets_them_on_first_use(index: KeywordIndex) -> None:
+    expected = _term_table(index)
+    with closing(sqlite3.connect(index.path)) as conn, conn:
+        conn.execute("DROP TABLE terms")
+    assert ids(index, "fox") == ["en1"]
+    assert _term_table(index) == expected
+
+
+def test_an_interrupted_first_count_leaves_no_empty_table(index: KeywordIndex) -> None:
+    expected = _term_table(index)
+    with closing(sqlite3.connect(index.path)) as conn, conn:
+        conn.execute("DROP TABLE terms")
+    with pytest.raises(RuntimeError), index._connect():
+        raise RuntimeError("killed during the count")
+    with closing(sqlite3.connect(index.path)) as conn:  # rolled back with the count: recounted by the next use
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'terms'").fetchone() is None
+    assert ids(index, "fox") == ["en1"] and _term_table(index) == expected
