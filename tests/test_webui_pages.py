@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.webui_fake_api import FakeApi
 from webui_pages.api_client import ApiError
+from webui_pages.api_types import KbInfo
 
 
 def _app(api: object, page: str, lang: str) -> None:  # runs as its own script: builtins only
@@ -208,3 +209,21 @@ def test_kb_chat_sends_a_chosen_search_mode(api: FakeApi) -> None:
     app.chat_input[0].set_value("问题").run()
     _, payload = next(args for name, args in api.calls if name == "chat")
     assert payload["search_mode"] == "dense"
+
+
+def test_kb_chat_over_several_kbs_sends_a_list_and_says_each_kb_keeps_its_mode(api: FakeApi) -> None:
+    api.kbs["英文库"] = KbInfo("英文库", "", "faiss", "hash", 1, search_mode="keyword")
+    app = run_page(api, page="chat")
+    app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
+    assert app.multiselect(key="chat_kbs").value == ["样例库"]
+    app.multiselect(key="chat_kbs").set_value(["样例库", "英文库"]).run()
+    assert "默认：各知识库自己的设置" in app.selectbox(key="chat_search_mode").options
+    app.chat_input[0].set_value("第一段是什么").run()  # no model: the sources alone, from both KBs
+    assert not app.exception
+    assert ("search_docs", ("第一段是什么", 3, 0.0, "")) in api.calls
+    assert "出处（2 条）" in [e.label for e in app.expander]
+    api.models = ["tiny"]
+    app.run()
+    app.chat_input[0].set_value("问题").run()
+    _, payload = next(args for name, args in api.calls if name == "chat")
+    assert payload["knowledge_base_name"] == ["样例库", "英文库"] and "search_mode" not in payload

@@ -121,9 +121,12 @@ def test_server_configs_update_the_local_defaults() -> None:
 def test_chat_payloads_per_mode() -> None:
     history = history_payload([ChatMessage("user", "1"), ChatMessage("assistant", "2"), ChatMessage("user", "3")], 1)
     assert history == [{"role": "assistant", "content": "2"}, {"role": "user", "content": "3"}]
-    kb = ChatOptions("knowledge_base_chat", "m", 0.5, 1, "default", kb="库", top_k=4, score_threshold=0.3)
+    kb = ChatOptions("knowledge_base_chat", "m", 0.5, 1, "default", kbs=("库",), top_k=4, score_threshold=0.3)
     payload = chat_payload(kb, "问", history, "conv")
     assert payload["knowledge_base_name"] == "库" and payload["top_k"] == 4 and "conversation_id" not in payload
+    two = ChatOptions("knowledge_base_chat", "m", 0.5, 1, "default", kbs=("甲", "乙"), search_mode="keyword")
+    assert chat_payload(two, "问", history, "conv")["knowledge_base_name"] == ["甲", "乙"]
+    assert chat_payload(two, "问", history, "conv")["search_mode"] == "keyword"
     llm = chat_payload(ChatOptions("llm_chat", "m", 0.5, 1, "default"), "问", [], "conv")
     assert llm["conversation_id"] == "conv" and "top_k" not in llm
 

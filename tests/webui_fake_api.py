@@ -95,10 +95,14 @@ class FakeApi(ApiClient):
         return {}
 
     def search_docs(
-        self, kb: str, query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+        self, kb: str | Sequence[str], query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
     ) -> list[Chunk]:
         self._check("search_docs", (query, top_k, score_threshold, search_mode))
-        hits = [Chunk(c.id, c.page_content, c.metadata, 0.9 - i / 10) for i, c in enumerate(self.chunks["a.md"])]
+        several = not isinstance(kb, str) and len(kb) > 1
+        hits = []
+        for rank, chunk in enumerate(self.chunks["a.md"]):
+            meta = {**chunk.metadata, "kb": "样例库"} if several else chunk.metadata
+            hits.append(Chunk(chunk.id, chunk.page_content, meta, 0.9 - rank / 10))
         return hits[:top_k]
 
     def list_chunks(self, kb: str, file_name: str) -> list[Chunk]:

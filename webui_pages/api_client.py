@@ -178,11 +178,11 @@ class ApiClient:
 
     # -- chunks and search -----------------------------------------------------------------------------------
     def search_docs(
-        self, kb: str, query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+        self, kb: str | Sequence[str], query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
     ) -> list[Chunk]:
-        """`search_mode` "" uses the KB's own default."""
+        """`search_mode` "" uses each KB's own default; several KBs give one fused list naming each hit's KB."""
         payload: dict[str, Any] = {
-            "knowledge_base_name": kb,
+            "knowledge_base_name": kb if isinstance(kb, str) else list(kb),
             "query": query,
             "top_k": top_k,
             "score_threshold": score_threshold,

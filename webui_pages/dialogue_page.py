@@ -25,7 +25,7 @@ class ChatOptions:
     temperature: float
     history_len: int
     prompt_name: str
-    kb: str = ""
+    kbs: tuple[str, ...] = ()  # several: the API fuses their results
     top_k: int = 3
     score_threshold: float = 0.0
     search_mode: str = ""  # "" = the KB's own default
@@ -55,7 +55,8 @@ def chat_payload(
         payload["top_k"] = options.top_k
         payload["score_threshold"] = options.score_threshold
     if options.mode == "knowledge_base_chat":
-        payload["knowledge_base_name"] = options.kb
+        # one name as a string, as Chatchat clients send it; several as a list
+        payload["knowledge_base_name"] = options.kbs[0] if len(options.kbs) == 1 else list(options.kbs)
         if options.search_mode:
             payload["search_mode"] = options.search_mode
     if options.mode == "file_chat":
@@ -78,7 +79,7 @@ def render_dialogue_page(ui: UiContext) -> None:
 
 
 def _ready(ui: UiContext, options: ChatOptions) -> bool:
-    if options.mode == "knowledge_base_chat" and not options.kb:
+    if options.mode == "knowledge_base_chat" and not options.kbs:
         st.warning(ui.t("chat_need_kb"))
         return False
     if options.mode == "file_chat" and not options.knowledge_id:
@@ -133,15 +134,17 @@ def _mode_options(ui: UiContext, mode: str) -> dict[str, Any]:
     return {"knowledge_id": _temp_files(ui), "top_k": top_k, "score_threshold": threshold}
 
 
-def _kb_options(ui: UiContext) -> dict[str, str]:
-    kbs: dict[str, str] = {}  # name → its own search mode
+def _kb_options(ui: UiContext) -> dict[str, Any]:
+    modes: dict[str, str] = {}  # name → its own search mode
     with shows_errors(ui.t):
-        kbs = {kb.name: kb.search_mode for kb in ui.api.list_kbs()}
-    if not kbs:
-        return {"kb": ""}
-    kb = str(st.selectbox(ui.t("chat_kb"), list(kbs), key="chat_kb") or "")
-    inherited = kbs.get(kb) or ui.defaults.search_mode
-    return {"kb": kb, "search_mode": search_mode_picker(ui.t, inherited=inherited, key="chat_search_mode")}
+        modes = {kb.name: kb.search_mode or ui.defaults.search_mode for kb in ui.api.list_kbs()}
+    if not modes:
+        return {"kbs": ()}
+    names = list(modes)
+    kbs = tuple(str(name) for name in st.multiselect(ui.t("chat_kb"), names, default=names[:1], key="chat_kbs"))
+    own = {modes[name] for name in kbs}
+    inherited = own.pop() if len(own) == 1 else "each"  # with no mode sent, each KB searches its own way
+    return {"kbs": kbs, "search_mode": search_mode_picker(ui.t, inherited=inherited, key="chat_search_mode")}
 
 
 def _temp_files(ui: UiContext) -> str:
@@ -196,8 +199,17 @@ def _sources_only(ui: UiContext, options: ChatOptions, query: str, reply: ChatMe
     st.markdown(reply.content)
     if options.mode != "knowledge_base_chat":
         return
-    hits = ui.api.search_docs(options.kb, query, top_k=options.top_k, score_threshold=options.score_threshold)
-    reply.docs = [source_markdown(ui.api, t, options.kb, rank, hit) for rank, hit in enumerate(hits, start=1)]
+    hits = ui.api.search_docs(
+        list(options.kbs),
+        query,
+        top_k=options.top_k,
+        score_threshold=options.score_threshold,
+        search_mode=options.search_mode,
+    )
+    reply.docs = [
+        source_markdown(ui.api, t, str(hit.metadata.get("kb") or options.kbs[0]), rank, hit)
+        for rank, hit in enumerate(hits, start=1)
+    ]
     if not hits:
         reply.notice = t("search_no_hits")
 
