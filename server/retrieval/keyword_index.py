@@ -185,9 +185,10 @@ class KeywordIndex:
                 bodies.extend(body for (body,) in conn.execute("SELECT body FROM chunk_text WHERE rowid = ?", row))
                 conn.execute("DELETE FROM chunk_text WHERE rowid = ?", row)
                 conn.execute("DELETE FROM chunk_ids WHERE rowid = ?", row)
-        removed = [(-count, term) for term, count in _term_counts(bodies).items()]
-        conn.executemany("UPDATE terms SET chunks = chunks + ? WHERE term = ?", removed)
-        conn.execute("DELETE FROM terms WHERE chunks <= 0")
+        removed = _term_counts(bodies)
+        conn.executemany("UPDATE terms SET chunks = chunks - ? WHERE term = ?", [(n, t) for t, n in removed.items()])
+        # only the tokens just counted down: a scan of the whole table would run on every add
+        conn.executemany("DELETE FROM terms WHERE term = ? AND chunks <= 0", [(term,) for term in removed])
 
     def search(self, query: str, limit: int) -> list[KeywordHit]:
         """Best-matching chunks by BM25, best first."""
