@@ -41,6 +41,14 @@ def _error_message(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
+def kb_names(kbs: str | Sequence[str]) -> str | list[str]:
+    """`knowledge_base_name` as the API takes it: one name as a string (as Chatchat clients send it), several as a
+    list, whose results the API fuses."""
+    if isinstance(kbs, str):
+        return kbs
+    return kbs[0] if len(kbs) == 1 else list(kbs)
+
+
 class ApiClient:
     def __init__(self, base_url: str, api_key: str | None = None, transport: httpx.BaseTransport | None = None):
         self.base_url = base_url.rstrip("/")
@@ -182,7 +190,7 @@ class ApiClient:
     ) -> list[Chunk]:
         """`search_mode` "" uses each KB's own default; several KBs give one fused list naming each hit's KB."""
         payload: dict[str, Any] = {
-            "knowledge_base_name": kb if isinstance(kb, str) else list(kb),
+            "knowledge_base_name": kb_names(kb),
             "query": query,
             "top_k": top_k,
             "score_threshold": score_threshold,

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from webui_pages.api_client import ApiError
+from webui_pages.api_client import ApiError, kb_names
 from webui_pages.chat_view import ChatMessage, conversation_markdown, render_history, render_sources, source_markdown
 from webui_pages.common import UiContext, error_text, search_mode_picker, shows_errors
 
@@ -55,8 +55,7 @@ def chat_payload(
         payload["top_k"] = options.top_k
         payload["score_threshold"] = options.score_threshold
     if options.mode == "knowledge_base_chat":
-        # one name as a string, as Chatchat clients send it; several as a list
-        payload["knowledge_base_name"] = options.kbs[0] if len(options.kbs) == 1 else list(options.kbs)
+        payload["knowledge_base_name"] = kb_names(options.kbs)
         if options.search_mode:
             payload["search_mode"] = options.search_mode
     if options.mode == "file_chat":
@@ -200,7 +199,7 @@ def _sources_only(ui: UiContext, options: ChatOptions, query: str, reply: ChatMe
     if options.mode != "knowledge_base_chat":
         return
     hits = ui.api.search_docs(
-        list(options.kbs),
+        options.kbs,
         query,
         top_k=options.top_k,
         score_threshold=options.score_threshold,
