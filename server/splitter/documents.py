@@ -23,7 +23,7 @@ class _Chunk:
 def split_documents(
     docs: Sequence[Document], *, chunk_size: int, chunk_overlap: int, zh_title_enhance: bool = False
 ) -> list[Document]:
-    """Split every document into chunks of at most ``chunk_size`` characters.
+    """Split every document into chunks of at most ``chunk_size`` units (see server.splitter.recursive).
 
     Each chunk gets a copy of its document's metadata plus ``chunk_index`` (counted from 0 per ``source``,
     across all documents of that source, e.g. the pages of one PDF) and, for Markdown sections, ``headings``

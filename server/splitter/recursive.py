@@ -145,8 +145,8 @@ def _overlap(pieces: list[str], budget: int) -> list[str]:
 
 def _fitting_prefix(text: str, start: int, budget: int) -> int:
     """How many characters of ``text`` from ``start`` on fit in ``budget`` quarter units."""
-    # A binary search over the count, each step counting with the regex in C: far faster than a loop over
-    # characters in Python on the long runs without separators that reach here.
+    # A binary search over the count, each step counting in C: far faster than a loop over characters in
+    # Python on the long runs without separators that reach here.
     low, high = 0, min(budget, len(text) - start)
     while low < high:
         middle = (low + high + 1) // 2
@@ -159,14 +159,7 @@ def _fitting_prefix(text: str, start: int, budget: int) -> int:
 
 def _fitting_suffix(text: str, budget: int) -> int:
     """How many characters at the end of ``text`` fit in ``budget`` quarter units."""
-    low, high = 0, min(budget, len(text))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if _quarters(text[len(text) - middle :]) <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return _fitting_prefix(text[::-1], 0, budget)
 
 
 def _normalize(text: str) -> str:
