@@ -105,7 +105,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "folder_only_vectorize": ("向量化选中的文件", "Vectorize the selected files"),
     # upload
     "upload_files": ("拖放或选择文件（{types}）", "Drop or choose files ({types})"),
-    "chunk_size": ("分块长度（汉字数，4 个英文字符计 1）", "Chunk size (Chinese chars; 4 ASCII chars count 1)"),
+    "chunk_size": ("分块长度（汉字数，2 个英文字符计 1）", "Chunk size (Chinese chars; 2 ASCII chars count 1)"),
     "chunk_overlap": ("相邻分块重叠（同上）", "Chunk overlap (same units)"),
     "zh_title_enhance": ("标题增强", "Title enhancement"),
     "override": ("覆盖同名文件", "Replace files with the same name"),

@@ -1,12 +1,12 @@
 """A recursive splitter tuned for Chinese (and mixed Chinese/English) prose.
 
 Lengths are measured in *units*, not code points: an ASCII character (English letters, digits, spaces,
-punctuation) counts as a quarter unit and any other character as one. A Chinese character carries about as much as
-four characters of English (both are about one token to an embedding model), so ``chunk_size`` 250 means about
-250 Chinese characters or about 1,000 characters of English, and mixed text falls in between. Other scripts count
-one per character, as before, which keeps their chunks no longer than they were. Counting every character as
-one made English chunks a quarter as informative as Chinese ones at the same setting, which cost retrieval
-quality (docs/retrieval.md).
+punctuation) counts as half a unit and any other character as one. So ``chunk_size`` 250 means about 250 Chinese
+characters or about 500 characters of English, and mixed text falls in between. Other scripts count one per
+character, which keeps their chunks no longer than plain character counting made them. The weight was measured
+(docs/retrieval.md): counting every character as one left English chunks at about 40 words, too little context
+to match a query on, and a quarter made them long enough to blur what each one is about; a half did better on
+English retrieval than either, and Chinese chunks are the same under all three.
 
 The text is first cut into small *pieces*: always at line breaks and sentence ends, and further (clauses, words,
 finally fixed-width runs) only where a sentence is still longer than ``chunk_size``. Every separator, with the
@@ -38,20 +38,20 @@ _CLAUSE_SEPARATORS: tuple[re.Pattern[str], ...] = (
 _MANY_NEWLINES = re.compile(r"\n(?:[ \t]*\n){2,}")
 # Where a suffix overlap may start instead of mid-clause.
 _SOFT_BREAK = re.compile(r"[，,；;、：:\s]")
-# Lengths are kept in quarter units, so that every count stays an integer.
-QUARTERS_PER_UNIT = 4
+# Lengths are kept in half units, so that every count stays an integer.
+HALVES_PER_UNIT = 2
 
 
 def chunk_length(text: str) -> float:
-    """The length of ``text`` in the units ``chunk_size`` counts: 0.25 per ASCII character, 1 per other."""
-    return _quarters(text) / QUARTERS_PER_UNIT
+    """The length of ``text`` in the units ``chunk_size`` counts: 0.5 per ASCII character, 1 per other."""
+    return _halves(text) / HALVES_PER_UNIT
 
 
-def _quarters(text: str) -> int:
+def _halves(text: str) -> int:
     # Encoding in C is about 100x faster than counting CJK characters with a regex, and this runs on every
     # sentence and piece.
     ascii_count = len(text.encode("ascii", "ignore"))
-    return ascii_count + (len(text) - ascii_count) * QUARTERS_PER_UNIT
+    return ascii_count + (len(text) - ascii_count) * HALVES_PER_UNIT
 
 
 class ChineseRecursiveTextSplitter:
@@ -61,14 +61,14 @@ class ChineseRecursiveTextSplitter:
         _validate(chunk_size, chunk_overlap)
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
-        self._limit = chunk_size * QUARTERS_PER_UNIT
-        self._overlap_limit = chunk_overlap * QUARTERS_PER_UNIT
+        self._limit = chunk_size * HALVES_PER_UNIT
+        self._overlap_limit = chunk_overlap * HALVES_PER_UNIT
 
     def split_text(self, text: str) -> list[str]:
         """Return the stripped, non-empty chunks of ``text`` in order."""
         atoms: list[str] = []
         for sentence in _split_after(_normalize(text).lstrip(), _SENTENCE_END):
-            if _quarters(sentence) <= self._limit:
+            if _halves(sentence) <= self._limit:
                 atoms.append(sentence)
             else:
                 self._fit(sentence, 0, atoms)
@@ -77,13 +77,13 @@ class ChineseRecursiveTextSplitter:
 
     def _fit(self, text: str, depth: int, out: list[str]) -> None:
         """Append ``text`` to ``out`` in pieces of at most chunk_size, cut at the coarsest separator that works."""
-        if _quarters(text) <= self._limit:
+        if _halves(text) <= self._limit:
             out.append(text)
         elif depth == len(_CLAUSE_SEPARATORS):
             out.extend(self._hard_cut(text))
         else:
             for piece in _split_after(text, _CLAUSE_SEPARATORS[depth]):
-                if _quarters(piece) <= self._limit:
+                if _halves(piece) <= self._limit:
                     out.append(piece)  # the common case, without the cost of a call per piece
                 else:
                     self._fit(piece, depth + 1, out)
@@ -100,7 +100,7 @@ class ChineseRecursiveTextSplitter:
             end = start + max(_fitting_prefix(body, start, step), 1)
             pieces.append(body[start:end])
             start = end
-        room = self._limit - _quarters(pieces[-1])
+        room = self._limit - _halves(pieces[-1])
         pieces[-1] += text[len(body) : len(body) + _fitting_prefix(text, len(body), room)]
         return pieces
 
@@ -109,11 +109,11 @@ class ChineseRecursiveTextSplitter:
         current: list[str] = []
         length = 0
         for atom in atoms:
-            size = _quarters(atom)
+            size = _halves(atom)
             if length + size > self._limit and current:
                 chunks.append("".join(current))
                 current = _overlap(current, min(self._overlap_limit, self._limit - size))
-                length = sum(map(_quarters, current))
+                length = sum(map(_halves, current))
             current.append(atom)
             length += size
         if current:
@@ -122,13 +122,13 @@ class ChineseRecursiveTextSplitter:
 
 
 def _overlap(pieces: list[str], budget: int) -> list[str]:
-    """The tail of ``pieces`` to repeat at the start of the next chunk, at most ``budget`` quarter units."""
+    """The tail of ``pieces`` to repeat at the start of the next chunk, at most ``budget`` half units."""
     if budget <= 0:
         return []
     taken: list[str] = []
     total = 0
     for piece in reversed(pieces):
-        size = _quarters(piece)
+        size = _halves(piece)
         if total + size > budget:
             break
         taken.append(piece)
@@ -144,13 +144,13 @@ def _overlap(pieces: list[str], budget: int) -> list[str]:
 
 
 def _fitting_prefix(text: str, start: int, budget: int) -> int:
-    """How many characters of ``text`` from ``start`` on fit in ``budget`` quarter units."""
+    """How many characters of ``text`` from ``start`` on fit in ``budget`` half units."""
     # A binary search over the count, each step counting in C: far faster than a loop over characters in
     # Python on the long runs without separators that reach here.
     low, high = 0, min(budget, len(text) - start)
     while low < high:
         middle = (low + high + 1) // 2
-        if _quarters(text[start : start + middle]) <= budget:
+        if _halves(text[start : start + middle]) <= budget:
             low = middle
         else:
             high = middle - 1
@@ -158,7 +158,7 @@ def _fitting_prefix(text: str, start: int, budget: int) -> int:
 
 
 def _fitting_suffix(text: str, budget: int) -> int:
-    """How many characters at the end of ``text`` fit in ``budget`` quarter units."""
+    """How many characters at the end of ``text`` fit in ``budget`` half units."""
     return _fitting_prefix(text[::-1], 0, budget)
 
 
