@@ -30,7 +30,7 @@ _VOLATILE = [
 ]
 GUIDE = "安装方法：运行 make start 即可。然后打开浏览器访问接口文档。".encode()
 CONFIG = "# 手册\n\n## 配置\n配置文件在 configs 目录，可以用环境变量覆盖。\n\n## 检索\n检索模式有三种。".encode()
-NOTES = "Notes in English: the keyword index stems words, and hybrid search fuses both lists.".encode()
+NOTES = b"Notes in English: the keyword index stems words, and hybrid search fuses both lists."
 
 
 def _normalised(body: bytes) -> str:
