@@ -18,15 +18,10 @@ from sqlalchemy import make_url
 from tqdm import tqdm
 
 from configs import load_settings
-from server.bootstrap import build_context, close_context, configure_logging
-from server.db.schema import clear_tables
+from server.bootstrap import Services, build_services, configure_logging
 from server.errors import ZhikuError
-from server.knowledge_base import maintenance
-from server.knowledge_base.context import KbContext
-from server.knowledge_base.files import FileService
-from server.knowledge_base.ingest import ChunkParams
-from server.knowledge_base.rebuild import RebuildProgress, RebuildTarget, recreate_vector_store
-from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.files import UpdateOptions
+from server.knowledge_base.rebuild import RebuildProgress, RebuildRequest
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,21 +44,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def target_kbs(ctx: KbContext, names: list[str]) -> list[str]:
-    if names:
-        return names
-    return sorted(set(maintenance.folder_kb_names(ctx.data_dir)) | set(KnowledgeBaseService(ctx).list_names()))
+def target_kbs(services: Services, names: list[str]) -> list[str]:
+    return names or services.maintenance.kb_names()
 
 
-def defaults(ctx: KbContext) -> ChunkParams:
-    return ChunkParams(ctx.defaults.chunk_size, ctx.defaults.chunk_overlap, ctx.defaults.zh_title_enhance)
-
-
-def recreate(ctx: KbContext, args: argparse.Namespace) -> dict[str, str]:
-    kbs = KnowledgeBaseService(ctx)
+def recreate(services: Services, args: argparse.Namespace) -> dict[str, str]:
+    kbs = services.knowledge_bases
     failed: dict[str, str] = {}
-    for name in target_kbs(ctx, args.kb_name):
-        if args.missing and not maintenance.needs_build(ctx, name):
+    for name in target_kbs(services, args.kb_name):
+        if args.missing and not services.maintenance.needs_build(name):
             continue
         if name not in kbs.list_names():
             kbs.create(name, vs_type=args.vs_type, embed_model=args.embed_model)
@@ -74,51 +63,51 @@ def recreate(ctx: KbContext, args: argparse.Namespace) -> dict[str, str]:
                 bar.set_postfix_str(progress.doc[-40:])
                 bar.update(1)
 
-            target = RebuildTarget(args.vs_type, args.embed_model)
-            result = recreate_vector_store(ctx, name, params=defaults(ctx), target=target, on_progress=advance)
+            request = RebuildRequest(args.vs_type, args.embed_model)
+            result = services.rebuild.recreate(name, request, on_progress=advance)
         failed.update({f"{name}/{file}": reason for file, reason in result.items()})
     return failed
 
 
-def per_kb(ctx: KbContext, names: list[str], action: Callable[[str], list[str]], verb: str) -> None:
-    for name in target_kbs(ctx, names):
+def per_kb(services: Services, names: list[str], action: Callable[[str], list[str]], verb: str) -> None:
+    for name in target_kbs(services, names):
         done = action(name)
         print(f"{name}: {verb} {len(done)} files" + (f" ({', '.join(done[:5])}...)" if done else ""))
 
 
-def revectorize(ctx: KbContext, names: list[str], pick: Callable[[str], list[str]]) -> dict[str, str]:
-    files = FileService(ctx)
+def revectorize(services: Services, names: list[str], pick: Callable[[str], list[str]]) -> dict[str, str]:
     failed: dict[str, str] = {}
-    for name in target_kbs(ctx, names):
+    for name in target_kbs(services, names):
         chosen = pick(name)
         for file_name in tqdm(chosen, desc=f"vectorize {name}", unit="file", file=sys.stderr):
-            errors = files.update(name, [file_name], params=defaults(ctx))
+            errors = services.files.update(name, [file_name], UpdateOptions())
             failed.update({f"{name}/{f}": e.message for f, e in errors.items()})
     return failed
 
 
-def run(ctx: KbContext, args: argparse.Namespace) -> dict[str, str]:
+def run(services: Services, args: argparse.Namespace) -> dict[str, str]:
     failed: dict[str, str] = {}
+    maintenance = services.maintenance
     if args.clear_tables:
-        clear_tables(ctx.sessions.kw["bind"])
+        maintenance.clear_registry()
         print("registry cleared (files on disk are untouched)")
     if args.recreate_vs:
-        failed.update(recreate(ctx, args))
+        failed.update(recreate(services, args))
     if args.update_in_db:
-        failed.update(revectorize(ctx, args.kb_name, lambda n: list(maintenance.registered_files(ctx, n))))
+        failed.update(revectorize(services, args.kb_name, maintenance.registered_files))
     if args.increment:
-        failed.update(revectorize(ctx, args.kb_name, lambda n: maintenance.changed_files(ctx, n)))
+        failed.update(revectorize(services, args.kb_name, maintenance.changed_files))
     if args.prune_db:
-        per_kb(ctx, args.kb_name, lambda n: maintenance.prune_db(ctx, n), "forgot")
+        per_kb(services, args.kb_name, maintenance.prune_db, "forgot")
     if args.prune_folder:
-        per_kb(ctx, args.kb_name, lambda n: maintenance.prune_folder(ctx, n), "deleted")
+        per_kb(services, args.kb_name, maintenance.prune_folder, "deleted")
     return failed
 
 
-def summarize(ctx: KbContext, failed: dict[str, str], seconds: float, database: str) -> None:
+def summarize(services: Services, failed: dict[str, str], seconds: float, database: str) -> None:
     for name, reason in failed.items():
         print(f"  skipped {name}: {reason}", file=sys.stderr)
-    for kb in KnowledgeBaseService(ctx).list_details():
+    for kb in services.knowledge_bases.list_details():
         print(f"{kb.name}: {kb.file_count} files, {kb.vs_type}/{kb.embed_model}")
     print(f"done in {seconds:.1f}s; {len(failed)} files skipped; database {database}")
 
@@ -129,19 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging("WARNING")
-        ctx = build_context(settings)
+        services = build_services(settings)
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
     try:
-        failed = run(ctx, args)
+        failed = run(services, args)
         database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
-        summarize(ctx, failed, time.perf_counter() - started, database)
+        summarize(services, failed, time.perf_counter() - started, database)
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
     finally:
-        close_context(ctx)
+        services.close()
     return 0
 
 

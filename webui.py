@@ -10,10 +10,10 @@ import streamlit as st
 
 from configs import Settings, load_settings
 from server.errors import ConfigError
+from server.server_configs import ServerConfigs
 from webui_pages.api_client import ApiClient, ApiError
 from webui_pages.api_types import UiDefaults
-from webui_pages.common import UiContext
-from webui_pages.defaults import merge_server_configs
+from webui_pages.common import UiContext, show_error
 from webui_pages.dialogue_page import render_dialogue_page
 from webui_pages.i18n import LANGUAGES, Translator
 from webui_pages.kb_page import render_kb_page
@@ -26,28 +26,6 @@ def api_url(settings: Settings) -> str:
     return f"http://{host}:{settings.api.port}"
 
 
-def local_defaults(settings: Settings) -> UiDefaults:
-    """Form defaults from the local settings, used until (or unless) the API's /server/configs answers."""
-    stores = settings.vector_stores
-    vs_types = ["faiss"]
-    vs_types += ["milvus"] if stores.milvus.uri else []
-    vs_types += ["pg"] if stores.pg.uri else []
-    if settings.kb.default_vs_type not in vs_types:
-        vs_types.append(settings.kb.default_vs_type)
-    return UiDefaults(
-        vs_types=tuple(vs_types),
-        default_vs_type=settings.kb.default_vs_type,
-        embed_models=tuple(settings.embed_models),
-        default_embed_model=settings.kb.default_embed_model,
-        chunk_size=settings.kb.chunk_size,
-        chunk_overlap=settings.kb.chunk_overlap,
-        zh_title_enhance=settings.kb.zh_title_enhance,
-        top_k=settings.kb.top_k,
-        score_threshold=settings.kb.score_threshold,
-        default_llm=settings.default_llm or "",
-    )
-
-
 def _client(settings: Settings) -> ApiClient:
     url = api_url(settings)
     client = st.session_state.get("_api_client")
@@ -58,19 +36,20 @@ def _client(settings: Settings) -> ApiClient:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _server_configs(base_url: str, _api: ApiClient) -> dict[str, object]:
+def _server_configs(base_url: str, _api: ApiClient) -> ServerConfigs:
     """/server/configs, shared by every browser session for a minute (failures are not cached)."""
     return _api.server_configs()
 
 
-def _defaults(api: ApiClient, settings: Settings, t: Translator) -> UiDefaults:
-    """Local defaults merged with the API's /server/configs; the local ones alone when the API cannot answer."""
-    base = local_defaults(settings)
+def _defaults(api: ApiClient, t: Translator) -> UiDefaults:
+    """The forms' defaults and choices from the API; without them no page can work, so the error is the page."""
     try:
-        return merge_server_configs(base, _server_configs(api.base_url, api))
+        return UiDefaults.from_configs(_server_configs(api.base_url, api))
     except ApiError as error:
-        st.sidebar.caption(t("configs_local", detail=error.message))
-        return base
+        show_error(t, error)
+        st.caption(t("api_at", url=api.base_url))
+        st.stop()
+        raise  # st.stop() raises; this keeps type checkers sure nothing returns here
 
 
 def main() -> None:
@@ -90,7 +69,7 @@ def main() -> None:
     )
     t = Translator(str(lang))
     api = _client(settings)
-    ui = UiContext(api, t, _defaults(api, settings, t))
+    ui = UiContext(api, t, _defaults(api, t))
     st.sidebar.caption(t("api_at", url=api.base_url))
 
     def kb_page() -> None:

@@ -26,11 +26,10 @@ import yaml
 
 from bench.common import REPO, ApiProcess, free_port, percentiles, wait_healthy
 from configs import load_settings
-from server.bootstrap import build_chat_context, build_context, close_context
-from server.chat.retrieval import kb_retriever
-from server.knowledge_base.files import FileService, StagedFile
-from server.knowledge_base.ingest import ChunkParams
-from server.knowledge_base.service import KnowledgeBaseService
+from server.bootstrap import build_services
+from server.knowledge_base.ingest import SourceFile
+from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.search import SearchQuery
 
 HELLO = "你好，请介绍一下知识库。"
 PARAGRAPH = "知识库保存文档，把它们切分成小段，并为每一段计算一个向量。用户提问时，系统找到最相近的段落。"
@@ -104,20 +103,18 @@ def time_first_token(api_url: str, worker_url: str, requests: int) -> None:
 
 def time_kb_prompt(workdir: Path, queries: int) -> None:
     settings = load_settings()
-    ctx = build_context(settings)
-    chat = build_chat_context(settings, ctx)
+    services = build_services(settings)
     try:
-        KnowledgeBaseService(ctx).create("bench")
+        services.knowledge_bases.create("bench")
         source = workdir / "guide.txt"
         source.write_text("\n\n".join(f"第{i}节。{PARAGRAPH}" for i in range(200)), encoding="utf-8")
-        FileService(ctx).upload("bench", [StagedFile(source, "guide.txt")], params=ChunkParams(250, 50))
-        kbs = KnowledgeBaseService(ctx)
+        services.files.ingest("bench", [SourceFile(source, "guide.txt")], ChunkParams(250, 50))
         samples = []
         for index in range(queries):
             query = f"第{index}节讲了什么？"
             started = time.perf_counter()
-            results = kb_retriever(kbs, "bench", query, top_k=3, score_threshold=0.0)()
-            chat.service.kb_prompt(query, results, "knowledge_base_chat", "default")
+            results = services.search.retriever("bench", SearchQuery(query, top_k=3, score_threshold=0.0))()
+            services.chat.kb_prompt(query, results, "knowledge_base_chat", "default")
             samples.append((time.perf_counter() - started) * 1000)
         p50, p99 = percentiles(samples)
         model = settings.kb.default_embed_model
@@ -125,7 +122,7 @@ def time_kb_prompt(workdir: Path, queries: int) -> None:
             f"KB chat retrieval + prompt : p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  ({queries} distinct queries, {model})"
         )
     finally:
-        close_context(ctx)
+        services.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks: a throwaway settings file, a real API server subprocess, and an in-process
-context whose embedders are wrapped (to time them or to cache query vectors)."""
+set of services whose embedders are wrapped (to time them or to cache query vectors)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from typing import Any, TypeVar
 import httpx
 
 from configs.settings import Settings
-from server.bootstrap import build_context
+from server.bootstrap import Services, build_services
 from server.embeddings import EmbeddingPool, create_embedder
 from server.embeddings.base import Embedder
-from server.knowledge_base.context import KbContext
 
 Wrapped = TypeVar("Wrapped", bound=Embedder)
 
@@ -108,14 +107,14 @@ def percentiles(samples_ms: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p99
 
 
-def context_with_wrapped_embedders(
+def services_with_wrapped_embedders(
     settings: Settings, wrap: Callable[[Embedder], Wrapped]
-) -> tuple[KbContext, list[Wrapped]]:
-    """A KB context whose embedders are `wrap(real embedder)`, and the list of wrappers made (one per model used)."""
+) -> tuple[Services, list[Wrapped]]:
+    """Services whose embedders are `wrap(real embedder)`, and the list of wrappers made (one per model used)."""
     wrappers: list[Wrapped] = []
 
     def factory(name: str, config: Any) -> Embedder:
         wrappers.append(wrap(create_embedder(name, config)))
         return wrappers[-1]
 
-    return build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory)), wrappers
+    return build_services(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory)), wrappers

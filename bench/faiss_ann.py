@@ -100,6 +100,7 @@ def settled_rss() -> int:
 def fill(directory: Path, data: Vectors, policy: AnnPolicy) -> tuple[FaissStore, float]:
     """The store holding `data` (chunk ids = row numbers) and the flush time."""
     store = FaissStore(directory, data.shape[1], policy=policy)
+    store.create()
     for start in range(0, len(data), 50_000):
         rows = data[start : start + 50_000]
         ids = [str(i) for i in range(start, start + len(rows))]

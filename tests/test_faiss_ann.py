@@ -43,6 +43,11 @@ class TestFaissIvfConformance(StoreConformance):
         return _FlushingFaissStore(tmp_path / "ivf", dim, kb_name="samples", policy=EAGER)
 
 
+def _created(store: FaissStore) -> FaissStore:
+    store.create()
+    return store
+
+
 def clustered(n: int, dim: int = DIM, clusters: int = 40, seed: int = 0) -> Vectors:
     """Unit vectors around a few centres: like embeddings, and unlike uniform noise, they have neighbours."""
     rng = np.random.default_rng(seed)
@@ -63,7 +68,7 @@ def _top(store: FaissStore, queries: Vectors, k: int = 10) -> list[list[str]]:
 
 def test_the_store_switches_to_ivf_past_the_threshold_on_flush(tmp_path: Path) -> None:
     policy = ann.AnnPolicy(threshold=4000)
-    store = FaissStore(tmp_path / "s", DIM, policy=policy)
+    store = _created(FaissStore(tmp_path / "s", DIM, policy=policy))
     _fill(store, clustered(3000))
     store.flush()
     assert not store.approximate
@@ -75,8 +80,8 @@ def test_the_store_switches_to_ivf_past_the_threshold_on_flush(tmp_path: Path) -
 
 def test_ivf_recall_of_exact_search_is_at_least_095(tmp_path: Path) -> None:
     data, queries = clustered(6000), clustered(50, seed=7)
-    exact = FaissStore(tmp_path / "exact", DIM, policy=ann.AnnPolicy(threshold=0))
-    ivf = FaissStore(tmp_path / "ivf", DIM, policy=ann.AnnPolicy(threshold=1000))
+    exact = _created(FaissStore(tmp_path / "exact", DIM, policy=ann.AnnPolicy(threshold=0)))
+    ivf = _created(FaissStore(tmp_path / "ivf", DIM, policy=ann.AnnPolicy(threshold=1000)))
     for store in (exact, ivf):
         _fill(store, data)
         store.flush()
@@ -87,7 +92,7 @@ def test_ivf_recall_of_exact_search_is_at_least_095(tmp_path: Path) -> None:
 
 
 def test_a_reopened_ivf_store_needs_no_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=1000))
+    store = _created(FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=1000)))
     _fill(store, clustered(3000))
     store.close()
     assert read_store_file(store.path).layout is not None
@@ -103,7 +108,7 @@ def test_a_reopened_ivf_store_needs_no_training(tmp_path: Path, monkeypatch: pyt
 
 
 def test_deletes_and_filters_work_on_the_ivf_index(tmp_path: Path) -> None:
-    store = FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=1000))
+    store = _created(FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=1000)))
     data = clustered(3000)
     _fill(store, data)
     store.flush()
@@ -115,7 +120,7 @@ def test_deletes_and_filters_work_on_the_ivf_index(tmp_path: Path) -> None:
 
 
 def test_shrinking_far_below_the_threshold_goes_back_to_exact(tmp_path: Path) -> None:
-    store = FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=2000))
+    store = _created(FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=2000)))
     ids = _fill(store, clustered(2500))
     store.flush()
     assert store.approximate
@@ -125,7 +130,7 @@ def test_shrinking_far_below_the_threshold_goes_back_to_exact(tmp_path: Path) ->
 
 
 def test_an_existing_exact_file_past_the_threshold_is_indexed_on_open(tmp_path: Path) -> None:
-    store = FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=0))
+    store = _created(FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=0)))
     _fill(store, clustered(3000))
     store.close()
     reopened = FaissStore(tmp_path / "s", DIM, policy=ann.AnnPolicy(threshold=2000))
@@ -141,7 +146,7 @@ def test_nlist_and_nprobe_follow_the_size() -> None:
 
 def test_settings_reach_the_store_through_the_factory(tmp_path: Path) -> None:
     from configs.settings import Settings
-    from server.vectorstores.factory import StoreSpec, create_store
+    from server.vectorstores.registry import StoreSpec, create_store
 
     settings = Settings(data_dir=tmp_path, vector_stores={"faiss": {"ann_threshold": 1234, "ann_probe_fraction": 0.5}})
     spec = StoreSpec("faiss", 1, "kb", "hash", DIM, tmp_path / "vs")

@@ -12,23 +12,13 @@ import pytest
 
 from server.errors import InvalidInput, StoreCorrupted, StoreUnavailable
 from server.vectorstores import faiss_file
-from server.vectorstores.base import VectorStore
 from server.vectorstores.faiss_file import DATA_FILE, read_store_file, write_store_file
 from server.vectorstores.faiss_store import FaissStore
-from tests.conformance.store_suite import DIM, StoreConformance, add_sample, unit_vectors
+from tests.conformance.store_suite import DIM, add_sample, unit_vectors
 
 
 def _directory(tmp_path: Path) -> Path:
     return tmp_path / "kb" / "vector_store" / "model"
-
-
-class TestFaissConformance(StoreConformance):
-    def make_store(self, tmp_path: Path, dim: int) -> VectorStore:
-        return FaissStore(_directory(tmp_path), dim, kb_name="samples")
-
-    def reopen(self, store: VectorStore, tmp_path: Path, dim: int) -> VectorStore:
-        store.close()
-        return FaissStore(_directory(tmp_path), dim, kb_name="samples")
 
 
 @pytest.fixture

@@ -21,18 +21,18 @@ from conftest import make_settings
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
-from server.errors import ConfigError, InvalidInput, StoreUnavailable
-from server.vectorstores.base import VectorStore
+from server.errors import ConfigError, InvalidInput, StoreDimensionMismatch, StoreUnavailable
 from server.vectorstores.milvus_expr import metadata_filter, string_literal
 from server.vectorstores.milvus_pool import POOL, Endpoint
 from server.vectorstores.milvus_store import MilvusStore, endpoint_from
-from tests.conformance.store_suite import DIM, StoreConformance, add_sample, unit_vectors
+from server.vectorstores.registry import MilvusOptions
+from tests.conformance.store_suite import DIM, add_sample, unit_vectors
 
 COLLECTION = "zk_test_collection"
 
 
 def _endpoint(tmp_path: Path) -> Endpoint:
-    return endpoint_from({"uri": str(tmp_path / "milvus.db")})
+    return endpoint_from(MilvusOptions(uri=str(tmp_path / "milvus.db")))
 
 
 def _closed_port() -> int:
@@ -45,20 +45,6 @@ def _closed_port() -> int:
 
 def _open(tmp_path: Path, dim: int = DIM, collection: str = COLLECTION) -> MilvusStore:
     return MilvusStore(_endpoint(tmp_path), collection, dim)
-
-
-class TestMilvusConformance(StoreConformance):
-    # Milvus Lite is pure Python: adding 10k chunks of dim 384 and one search took 6-10 s on the 2-core test box
-    # (up to 17 s while other jobs loaded it), against FAISS's 3 s budget. Headroom for a busy CI machine.
-    batch_add_budget_s = 30.0
-
-    def make_store(self, tmp_path: Path, dim: int) -> VectorStore:
-        return _open(tmp_path, dim)
-
-    def reopen(self, store: VectorStore, tmp_path: Path, dim: int) -> VectorStore:
-        store.close()  # the last user of the database: this stops the Lite server, so the reopen reads the disk
-        assert POOL.users(_endpoint(tmp_path)) == 0
-        return _open(tmp_path, dim)  # no create(): the first call must load the collection on the new server
 
 
 @pytest.fixture
@@ -134,7 +120,7 @@ def test_bad_collection_names_and_index_types_are_refused(tmp_path: Path) -> Non
 def test_a_dimension_mismatch_is_reported(store: MilvusStore, tmp_path: Path) -> None:
     other = _open(tmp_path, dim=DIM * 2)
     try:
-        with pytest.raises(InvalidInput, match=f"{DIM}-dim vectors"):
+        with pytest.raises(StoreDimensionMismatch, match=f"{DIM}-dim vectors"):
             other.create()
     finally:
         other.close()
@@ -168,7 +154,7 @@ def test_an_unreachable_server_fails_fast_without_leaking_the_token() -> None:
 
 def test_a_lite_uri_must_end_in_db(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.db"):
-        MilvusStore(endpoint_from({"uri": str(tmp_path / "vectors")}), COLLECTION, DIM)
+        MilvusStore(endpoint_from(MilvusOptions(uri=str(tmp_path / "vectors"))), COLLECTION, DIM)
 
 
 def test_a_second_process_gets_a_clear_error(store: MilvusStore, tmp_path: Path) -> None:
@@ -176,8 +162,9 @@ def test_a_second_process_gets_a_clear_error(store: MilvusStore, tmp_path: Path)
         "import sys\n"
         "from server.errors import StoreUnavailable\n"
         "from server.vectorstores.milvus_store import MilvusStore, endpoint_from\n"
+        "from server.vectorstores.registry import MilvusOptions\n"
         "try:\n"
-        f"    MilvusStore(endpoint_from({{'uri': sys.argv[1]}}), {COLLECTION!r}, {DIM})\n"
+        f"    MilvusStore(endpoint_from(MilvusOptions(uri=sys.argv[1])), {COLLECTION!r}, {DIM})\n"
         "except StoreUnavailable as exc:\n"
         "    print(exc.message)\n"
     )

@@ -7,7 +7,6 @@ import hashlib
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,21 @@ import psycopg
 import pytest
 from conftest import make_settings
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from server.api.app import create_app
-from server.errors import ConfigError, InvalidInput, StoreCorrupted, StoreNotConfigured, StoreUnavailable
-from server.vectorstores.base import VectorStore
-from server.vectorstores.factory import StoreSpec, create_store
+from server.errors import (
+    ConfigError,
+    InvalidInput,
+    StoreDimensionMismatch,
+    StoreMissing,
+    StoreNotConfigured,
+    StoreUnavailable,
+)
 from server.vectorstores.pg_engine import make_engine, shared_engine
 from server.vectorstores.pg_store import PgStore, open_store
-from tests.conformance.store_suite import DIM, StoreConformance, add_sample, unit_vectors
+from server.vectorstores.registry import PgOptions, StoreSpec, create_store
+from tests.conformance.store_suite import DIM, add_sample, unit_vectors
 from tests.fixtures_pg import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
@@ -49,31 +53,9 @@ def _table_exists(uri: str, table: str) -> bool:
         return conn.execute("SELECT to_regclass(%s)", [f'"{table}"']).fetchone() != (None,)
 
 
-class TestPgConformance(StoreConformance):
-    # HNSW indexes every row as it arrives; on a small shared CI machine 10k rows of dim 384 take a few seconds.
-    batch_add_budget_s = 30.0
-
-    @pytest.fixture(autouse=True)
-    def _server(self, pg_server_uri: str) -> Iterator[None]:
-        self.uri = pg_server_uri
-        self.engines: list[Engine] = []
-        yield
-        for engine in self.engines:
-            engine.dispose()
-
-    def make_store(self, tmp_path: Path, dim: int) -> VectorStore:
-        return PgStore(shared_engine(self.uri), _table(tmp_path, dim), dim, kb_name="samples")
-
-    def reopen(self, store: VectorStore, tmp_path: Path, dim: int) -> VectorStore:
-        store.close()
-        engine = make_engine(self.uri)  # a new engine and pool: nothing is shared with the first instance
-        self.engines.append(engine)
-        return PgStore(engine, _table(tmp_path, dim), dim, kb_name="samples")
-
-
 @pytest.fixture
 def store(pg_server_uri: str) -> PgStore:
-    opened = open_store(_spec(f"zk_{uuid.uuid4().hex[:16]}"), {"pg": {"uri": pg_server_uri}})
+    opened = open_store(_spec(f"zk_{uuid.uuid4().hex[:16]}"), PgOptions(uri=pg_server_uri))
     opened.create()
     return opened
 
@@ -115,7 +97,7 @@ def test_sql_looking_values_are_plain_data(store: PgStore, value: str) -> None:
 
 
 def test_kb_names_never_reach_sql_and_bad_table_names_are_refused(pg_server_uri: str) -> None:
-    options = {"pg": {"uri": pg_server_uri}}
+    options = PgOptions(uri=pg_server_uri)
     table = f"zk_{uuid.uuid4().hex[:16]}"
     opened = open_store(_spec(table, kb_name='Robert"); DROP TABLE students; --'), options)
     opened.create()
@@ -144,7 +126,7 @@ def test_create_keeps_data_and_refuses_another_dimension(store: PgStore, pg_serv
     store.create()
     assert store.count() == 4
     other = PgStore(shared_engine(pg_server_uri), store.table, DIM * 2, kb_name=KB)
-    with pytest.raises(StoreCorrupted, match=rf"{DIM * 2}-dim.*--recreate-vs -n {KB}"):
+    with pytest.raises(StoreDimensionMismatch, match=rf"{DIM * 2}-dim.*--recreate-vs -n {KB}"):
         other.create()
 
 
@@ -175,7 +157,7 @@ def test_the_hnsw_index_is_built_once_the_table_is_big_enough(pg_server_uri: str
 def test_a_missing_table_says_how_to_rebuild(store: PgStore) -> None:
     store.drop()
     with pytest.raises(
-        StoreCorrupted, match=f"is missing; rebuild it with: python init_database.py --recreate-vs -n {KB}"
+        StoreMissing, match=f"is missing; rebuild it with: python init_database.py --recreate-vs -n {KB}"
     ):
         store.count()
 
@@ -212,14 +194,14 @@ def test_an_unreachable_server_fails_fast_naming_the_address() -> None:
     uri = f"postgresql+psycopg://zhiku:s3cret-pw@127.0.0.1:{port}/kb"
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as caught:
-        open_store(_spec("zk_unreachable"), {"pg": {"uri": uri}}).create()
+        open_store(_spec("zk_unreachable"), PgOptions(uri=uri)).create()
     assert time.monotonic() - started < 10
     assert "'pg'" in caught.value.message and f"127.0.0.1:{port}" in caught.value.message
     assert "s3cret-pw" not in caught.value.message
 
 
 def test_not_configured_says_which_setting_to_set() -> None:
-    for options in ({}, {"pg": {"uri": None}}):
+    for options in ({}, {"pg": PgOptions()}):
         with pytest.raises(StoreNotConfigured, match=r"vector_stores\.pg\.uri"):
             create_store(_spec("zk_any"), options)
 
@@ -227,7 +209,7 @@ def test_not_configured_says_which_setting_to_set() -> None:
 @pytest.mark.parametrize("uri", ["not a url at all", "mysql://u:p@h/db", "postgresql+psycopg2://u:p@h/db"])
 def test_a_wrong_url_is_a_config_error(uri: str) -> None:
     with pytest.raises(ConfigError, match=r"vector_stores\.pg\.uri") as caught:
-        open_store(_spec("zk_any"), {"pg": {"uri": uri}})
+        open_store(_spec("zk_any"), PgOptions(uri=uri))
     assert ":p@" not in caught.value.message
 
 

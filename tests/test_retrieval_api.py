@@ -9,8 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.chat.citations import markdown_citations
-from server.chat.retrieval import kb_retriever
-from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.search import SearchQuery
 from server.retrieval.keyword_index import KeywordIndex
 
 LONG = "the zebra " + " ".join(f"word{i}" for i in range(60))
@@ -169,8 +168,8 @@ def test_several_kbs_in_kb_chat_name_each_source(client: TestClient) -> None:
     create(client, "b")
     add_docs(client, "a", {"food.txt": CORPUS["food.txt"]})
     add_docs(client, "b", {"fox.txt": CORPUS["fox.txt"]})
-    kbs = KnowledgeBaseService(client.app.state.ctx)  # type: ignore[attr-defined]
-    found = kb_retriever(kbs, ["a", "b"], "火锅 fox", top_k=4, score_threshold=0.0, search_mode="hybrid")()
+    search = client.app.state.services.search  # type: ignore[attr-defined]
+    found = search.retriever(["a", "b"], SearchQuery("火锅 fox", top_k=4, score_threshold=0.0, search_mode="hybrid"))()
     assert {(r.metadata["kb"], r.metadata["source"]) for r in found} == {("a", "food.txt"), ("b", "fox.txt")}
     docs = markdown_citations(found, None)
     assert any("knowledge_base_name=a" in doc for doc in docs) and any("knowledge_base_name=b" in doc for doc in docs)

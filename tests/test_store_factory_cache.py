@@ -16,8 +16,8 @@ import pytest
 from server.errors import ConfigError, InvalidInput, StoreUnavailable, UnknownVectorStore
 from server.vectorstores.base import VectorStore
 from server.vectorstores.cache import StoreCache
-from server.vectorstores.factory import SUPPORTED_VS_TYPES, StoreSpec, create_store
 from server.vectorstores.faiss_store import FaissStore
+from server.vectorstores.registry import STORES, MilvusOptions, StoreSpec, create_store
 
 
 def _spec(tmp_path: Path, kb: str = "kb", model: str = "m", vs_type: str = "faiss", dim: int = 8) -> StoreSpec:
@@ -28,7 +28,7 @@ def _spec(tmp_path: Path, kb: str = "kb", model: str = "m", vs_type: str = "fais
 
 
 def test_faiss_is_supported_and_opens(tmp_path: Path) -> None:
-    assert "faiss" in SUPPORTED_VS_TYPES
+    assert "faiss" in STORES.kb_types() and "memory" not in STORES.kb_types()
     store = create_store(_spec(tmp_path))
     assert isinstance(store, FaissStore)
     assert store.dim == 8
@@ -91,10 +91,11 @@ def _fake(store: VectorStore) -> FakeStore:
 
 def test_a_hit_returns_the_same_store(tmp_path: Path) -> None:
     opener = FakeOpener()
-    cache = StoreCache(options={"uri": "x"}, opener=opener)
+    options = {"milvus": MilvusOptions(uri="x")}
+    cache = StoreCache(options=options, opener=opener)
     assert cache.get(_spec(tmp_path)) is cache.get(_spec(tmp_path))
     assert opener.opened == [("kb", "m")]
-    assert opener.options == [{"uri": "x"}]
+    assert opener.options == [options]
 
 
 def test_the_least_recently_used_store_is_closed(tmp_path: Path) -> None:

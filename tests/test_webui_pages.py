@@ -11,13 +11,13 @@ from webui_pages.api_types import KbInfo
 
 
 def _app(api: object, page: str, lang: str) -> None:  # runs as its own script: builtins only
-    from webui_pages.api_types import UiDefaults
+    from tests.webui_fake_api import fake_ui_defaults
     from webui_pages.common import UiContext
     from webui_pages.dialogue_page import render_dialogue_page
     from webui_pages.i18n import Translator
     from webui_pages.kb_page import render_kb_page
 
-    ui = UiContext(api, Translator(lang), UiDefaults(embed_models=("hash",), default_embed_model="hash"))
+    ui = UiContext(api, Translator(lang), fake_ui_defaults())
     (render_kb_page if page == "kb" else render_dialogue_page)(ui)
 
 

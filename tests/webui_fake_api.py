@@ -6,8 +6,22 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from configs import Settings
+from server.bootstrap import PROMPT_TEMPLATES_FILE, server_configs
+from server.chat.prompts import load_prompt_templates
+from server.server_configs import ServerConfigs
 from webui_pages.api_client import ApiClient, ApiError, UploadFile
-from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent
+from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent, UiDefaults
+
+
+def fake_server_configs() -> ServerConfigs:
+    """What the real API's /server/configs answers with the hash test embedder as the default model."""
+    settings = Settings(embed_models={"hash": {"backend": "hash", "dim": 64}}, kb={"default_embed_model": "hash"})
+    return server_configs(settings, load_prompt_templates(PROMPT_TEMPLATES_FILE))
+
+
+def fake_ui_defaults() -> UiDefaults:
+    return UiDefaults.from_configs(fake_server_configs())
 
 
 def file_row(name: str, chunks: int) -> FileRow:
@@ -132,6 +146,10 @@ class FakeApi(ApiClient):
         if mode != "chat":
             yield ChatPiece(docs=("**[1]** [a.md](http://fake-api/download) \n\n第一段",))
         yield ChatPiece(message_id="m1")
+
+    def server_configs(self) -> ServerConfigs:
+        self._check("server_configs")
+        return fake_server_configs()
 
     def feedback(self, message_id: str, score: int, reason: str = "") -> None:
         self._check("feedback", (message_id, score))

@@ -11,7 +11,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
+from server.server_configs import ServerConfigs
 from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent
 
 # Uploads, re-vectorizing and rebuilds may take minutes on a big file; connecting must be quick.
@@ -242,9 +244,16 @@ class ApiClient:
             names.extend(str(name) for name in models)
         return list(dict.fromkeys(names))
 
-    def server_configs(self) -> dict[str, Any]:
+    def server_configs(self) -> ServerConfigs:
+        """The API's defaults and choices; ApiError when it answers something else (an older or foreign API)."""
         data = self._data("POST", "/server/configs", json={})
-        return data if isinstance(data, dict) else {}
+        try:
+            return ServerConfigs.model_validate(data)
+        except ValidationError as error:
+            raise ApiError(
+                f"the API at {self.base_url} answered /server/configs in an unexpected form "
+                f"({error.error_count()} problems, e.g. {error.errors()[0]['loc']}); is it a Zhiku API of this version?"
+            ) from error
 
     def health(self) -> None:
         self._send("GET", "/health")

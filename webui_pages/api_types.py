@@ -5,22 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# What upload_docs accepts (server/loaders); /server/configs may send a different list.
-DEFAULT_FILE_TYPES: tuple[str, ...] = (
-    "txt",
-    "md",
-    "pdf",
-    "docx",
-    "doc",
-    "pptx",
-    "xlsx",
-    "csv",
-    "json",
-    "jsonl",
-    "html",
-    "htm",
-    "epub",
-)
+from server.server_configs import ServerConfigs
 
 
 @dataclass(frozen=True)
@@ -146,20 +131,42 @@ class ChatPiece:
 
 @dataclass(frozen=True)
 class UiDefaults:
-    """Defaults for the forms: built from local settings, then updated from the API's /server/configs."""
+    """The forms' defaults and choices, all read from the API's /server/configs (the UI keeps no copies)."""
 
-    vs_types: tuple[str, ...] = ("faiss",)
-    default_vs_type: str = "faiss"
-    embed_models: tuple[str, ...] = ()
-    default_embed_model: str = ""
-    chunk_size: int = 250
-    chunk_overlap: int = 50
-    zh_title_enhance: bool = False
-    top_k: int = 3
-    score_threshold: float = 0.0
-    search_mode: str = "hybrid"
-    temperature: float = 0.7
-    history_len: int = 3
-    default_llm: str = ""
-    file_types: tuple[str, ...] = DEFAULT_FILE_TYPES
+    vs_types: tuple[str, ...]
+    default_vs_type: str
+    embed_models: tuple[str, ...]
+    default_embed_model: str
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool
+    top_k: int
+    score_threshold: float
+    search_mode: str
+    search_modes: tuple[str, ...]
+    temperature: float
+    history_len: int
+    default_llm: str
+    file_types: tuple[str, ...]  # extensions without the dot, as st.file_uploader takes them
     prompt_templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_configs(cls, configs: ServerConfigs) -> UiDefaults:
+        return cls(
+            vs_types=tuple(configs.vector_store_types),
+            default_vs_type=configs.default_vs_type,
+            embed_models=tuple(configs.embed_models),
+            default_embed_model=configs.default_embed_model,
+            chunk_size=configs.chunk_size,
+            chunk_overlap=configs.chunk_overlap,
+            zh_title_enhance=configs.zh_title_enhance,
+            top_k=configs.top_k,
+            score_threshold=configs.score_threshold,
+            search_mode=configs.search_mode,
+            search_modes=tuple(configs.search_modes),
+            temperature=configs.temperature,
+            history_len=configs.history_len,
+            default_llm=configs.default_llm or "",
+            file_types=tuple(item.extension.lstrip(".") for item in configs.file_types),
+            prompt_templates={kind: tuple(names) for kind, names in configs.prompt_templates.items()},
+        )

@@ -62,15 +62,13 @@ def show_flash() -> None:
         (st.success if kind == "success" else st.warning)(message)
 
 
-SEARCH_MODES = ("dense", "keyword", "hybrid")
-
-
 def search_mode_picker(
-    t: Translator, *, inherited: str, key: str, label: str = "search_mode", current: str = ""
+    ui: UiContext, *, inherited: str, key: str, label: str = "search_mode", current: str = ""
 ) -> str:
     """Pick a search mode; the first entry, returned as "", means `inherited` (the KB's or the global default)."""
+    t = ui.t
     names = {"": t("search_mode_inherit", mode=t(f"search_mode_{inherited}"))}
-    names.update({mode: t(f"search_mode_{mode}") for mode in SEARCH_MODES})
+    names.update({mode: t(f"search_mode_{mode}") for mode in ui.defaults.search_modes})
     options = list(names)
     index = options.index(current) if current in options else 0
     return str(st.selectbox(t(label), options, index=index, format_func=names.__getitem__, key=key) or "")

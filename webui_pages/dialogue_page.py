@@ -143,7 +143,7 @@ def _kb_options(ui: UiContext) -> dict[str, Any]:
     kbs = tuple(str(name) for name in st.multiselect(ui.t("chat_kb"), names, default=names[:1], key="chat_kbs"))
     own = {modes[name] for name in kbs}
     inherited = own.pop() if len(own) == 1 else "each"  # with no mode sent, each KB searches its own way
-    return {"kbs": kbs, "search_mode": search_mode_picker(ui.t, inherited=inherited, key="chat_search_mode")}
+    return {"kbs": kbs, "search_mode": search_mode_picker(ui, inherited=inherited, key="chat_search_mode")}
 
 
 def _temp_files(ui: UiContext) -> str:

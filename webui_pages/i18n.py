@@ -23,10 +23,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "err_client": ("请求被拒绝（HTTP {status}）：{detail}", "The request was refused (HTTP {status}): {detail}"),
     "err_server": ("API 出错（HTTP {status}）：{detail}", "The API failed (HTTP {status}): {detail}"),
-    "configs_local": (
-        "未能从 API 读取默认设置，使用本地设置（{detail}）",
-        "Could not read the defaults from the API; using the local settings ({detail})",
-    ),
     "yes": ("是", "yes"),
     "saved": ("已保存", "Saved"),
     "cancel": ("取消", "Cancel"),

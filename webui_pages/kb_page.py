@@ -117,7 +117,7 @@ def _header(ui: UiContext, kb: KbInfo) -> None:
 def _search_mode_setting(ui: UiContext, kb: KbInfo) -> None:
     t = ui.t
     mode = search_mode_picker(
-        t,
+        ui,
         inherited=ui.defaults.search_mode,
         key=f"kb_search_mode_{kb.name}",
         label="kb_search_mode",

@@ -23,7 +23,7 @@ def render_search(ui: UiContext, kb: KbInfo) -> None:
         top_k = left.number_input(t("top_k"), min_value=1, max_value=100, value=d.top_k)
         threshold = right.slider(t("score_threshold"), 0.0, 1.0, float(d.score_threshold), 0.01)
         inherited = kb.search_mode or d.search_mode
-        mode = search_mode_picker(t, inherited=inherited, key=f"search_mode_{kb.name}")
+        mode = search_mode_picker(ui, inherited=inherited, key=f"search_mode_{kb.name}")
         submitted = st.form_submit_button(t("search_button"), type="primary")
     if not submitted:
         return

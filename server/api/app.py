@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -26,8 +27,8 @@ from server.api.routes import (
     server_info,
     temp_docs,
 )
-from server.bootstrap import build_chat_context, build_context, close_context
-from server.knowledge_base.context import KbContext
+from server.api.sse import EventStream
+from server.bootstrap import Services, build_services
 
 
 class UploadSizeLimit:
@@ -48,18 +49,34 @@ class UploadSizeLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, *, ctx: KbContext | None = None) -> FastAPI:
-    """Build the app; the context (registry, embeddings, stores) is created at start-up unless given."""
+def _with_event_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a streamed response as a plain string; the event routes name their event model instead
+    (server.api.sse.event_schema), so the string type is dropped where a model is given."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            for operation in (op for path in spec["paths"].values() for op in path.values()):
+                for response in operation.get("responses", {}).values():
+                    schema = response.get("content", {}).get(EventStream.media_type, {}).get("schema", {})
+                    if "$ref" in schema:
+                        schema.pop("type", None)
+        return app.openapi_schema or build()
+
+    return openapi
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """Build the app; its services (registry, embeddings, stores, chat) are built at start-up unless given."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ctx = ctx or build_context(settings)
-        app.state.chat = build_chat_context(settings, app.state.ctx)
+        app.state.services = services or build_services(settings)
         try:
             yield
         finally:
-            await app.state.chat.aclose()
-            close_context(app.state.ctx)
+            await app.state.services.aclose()
 
     app = FastAPI(
         title="Zhiku (知库) API",
@@ -69,14 +86,13 @@ def create_app(settings: Settings, *, ctx: KbContext | None = None) -> FastAPI:
     )
     api_key = settings.api.api_key
     app.state.api_key = api_key.get_secret_value() if api_key else None
-    app.state.max_upload_bytes = settings.max_upload_bytes
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
-    for module in (knowledge_bases, files, search, rebuild):
+    for module in (knowledge_bases, files, search, rebuild, chat, temp_docs, llm_models, server_info, other):
         app.include_router(module.router, dependencies=protected)
-    for module in (chat, temp_docs, llm_models, server_info, other, openai_compat):
-        app.include_router(module.router, dependencies=protected)
+    app.include_router(openai_compat.router, dependencies=protected)
+    app.openapi = _with_event_schemas(app)  # type: ignore[method-assign]  # FastAPI's documented extension point
     app.add_middleware(UploadSizeLimit, limit=settings.max_upload_bytes)
     if settings.api.cors_origins:
         app.add_middleware(

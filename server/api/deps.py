@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the shared context, the services built on it, and the optional API key check."""
+"""FastAPI dependencies: each route takes the one service it calls (built once in bootstrap), and the API key check."""
 
 from __future__ import annotations
 
@@ -8,30 +8,84 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from server.bootstrap import Services
+from server.chat.model_service import ModelService
+from server.chat.prompts import PromptTemplates
+from server.chat.service import ChatService
+from server.chat.temp_knowledge import TempKnowledgeStore
+from server.embeddings import EmbeddingPool
 from server.errors import Unauthorized
-from server.knowledge_base.context import KbContext
+from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
+from server.knowledge_base.rebuild import RebuildService
+from server.knowledge_base.search import SearchService
 from server.knowledge_base.service import KnowledgeBaseService
+from server.server_configs import ServerConfigs
 
 
-def get_ctx(request: Request) -> KbContext:
-    ctx: KbContext = request.app.state.ctx
-    return ctx
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-Ctx = Annotated[KbContext, Depends(get_ctx)]
+AppServices = Annotated[Services, Depends(get_services)]
 
 
-def get_kb_service(ctx: Ctx) -> KnowledgeBaseService:
-    return KnowledgeBaseService(ctx)
+def _knowledge_bases(services: AppServices) -> KnowledgeBaseService:
+    return services.knowledge_bases
 
 
-def get_file_service(ctx: Ctx) -> FileService:
-    return FileService(ctx)
+def _files(services: AppServices) -> FileService:
+    return services.files
 
 
-KbService = Annotated[KnowledgeBaseService, Depends(get_kb_service)]
-Files = Annotated[FileService, Depends(get_file_service)]
+def _chunks(services: AppServices) -> ChunkService:
+    return services.chunks
+
+
+def _search(services: AppServices) -> SearchService:
+    return services.search
+
+
+def _rebuild(services: AppServices) -> RebuildService:
+    return services.rebuild
+
+
+def _embeddings(services: AppServices) -> EmbeddingPool:
+    return services.embeddings
+
+
+def _chat(services: AppServices) -> ChatService:
+    return services.chat
+
+
+def _models(services: AppServices) -> ModelService:
+    return services.models
+
+
+def _temp_knowledge(services: AppServices) -> TempKnowledgeStore:
+    return services.temp_knowledge
+
+
+def _prompts(services: AppServices) -> PromptTemplates:
+    return services.prompts
+
+
+def _server_configs(services: AppServices) -> ServerConfigs:
+    return services.server_configs
+
+
+KnowledgeBases = Annotated[KnowledgeBaseService, Depends(_knowledge_bases)]
+Files = Annotated[FileService, Depends(_files)]
+Chunks = Annotated[ChunkService, Depends(_chunks)]
+Search = Annotated[SearchService, Depends(_search)]
+Rebuild = Annotated[RebuildService, Depends(_rebuild)]
+Embeddings = Annotated[EmbeddingPool, Depends(_embeddings)]
+Chat = Annotated[ChatService, Depends(_chat)]
+Models = Annotated[ModelService, Depends(_models)]
+TempKnowledge = Annotated[TempKnowledgeStore, Depends(_temp_knowledge)]
+Prompts = Annotated[PromptTemplates, Depends(_prompts)]
+Configs = Annotated[ServerConfigs, Depends(_server_configs)]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -44,11 +98,3 @@ def require_api_key(
         return
     if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise Unauthorized("missing or wrong API key: send the header 'Authorization: Bearer <api.api_key>'")
-
-
-def get_upload_limit(request: Request) -> int:
-    limit: int = request.app.state.max_upload_bytes
-    return limit
-
-
-UploadLimit = Annotated[int, Depends(get_upload_limit)]

@@ -45,7 +45,7 @@ def failures_response(failed: Mapping[str, ZhikuError], total: int, ok_msg: str)
     return Envelope(data, msg, first.status_code)
 
 
-def _describe_validation(error: RequestValidationError) -> str:
+def describe_validation(error: RequestValidationError) -> str:
     parts = []
     for item in error.errors():
         loc = list(item.get("loc", ()))
@@ -65,7 +65,7 @@ async def _zhiku_error(_: Request, error: Exception) -> Envelope:
 
 async def _validation_error(_: Request, error: Exception) -> Envelope:
     assert isinstance(error, RequestValidationError)
-    return Envelope(None, _describe_validation(error), 422)
+    return Envelope(None, describe_validation(error), 422)
 
 
 async def _http_error(_: Request, error: Exception) -> Envelope:

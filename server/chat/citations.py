@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
-from server.knowledge_base.service import SearchResult
+from server.knowledge_base.search import SearchResult
 
 NOTHING_FOUND = (
     "未找到相关文档，该回答并非依据知识库内容。/ No relevant documents were found; this answer is not based on the "

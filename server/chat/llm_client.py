@@ -36,9 +36,13 @@ class ChatDelta:
     usage: dict[str, Any] | None = None
 
 
+DEFAULT_TEMPERATURE = 0.7
+"""What a chat request gets when it names no temperature (Chatchat 0.2's default)."""
+
+
 @dataclass(frozen=True)
 class ChatParams:
-    temperature: float = 0.7
+    temperature: float = DEFAULT_TEMPERATURE
     max_tokens: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Further OpenAI request fields passed through unchanged (top_p, stop, seed, stream_options…)."""

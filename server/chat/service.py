@@ -9,18 +9,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from starlette.concurrency import run_in_threadpool
 
-from server.chat.citations import markdown_citations, numbered_context
+from server.chat.citations import markdown_citations, numbered_context, plain_sources
 from server.chat.conversations import ChatMessage, ConversationStore
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
+from server.chat.temp_knowledge import TempKnowledgeStore
 from server.errors import InvalidInput, ZhikuError
-from server.knowledge_base.service import SearchResult
+from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,73 @@ class ChatService:
         client: LlmClient,
         prompts: PromptTemplates,
         conversations: ConversationStore,
+        search: SearchService,
+        temp: TempKnowledgeStore,
     ) -> None:
         self.registry = registry
         self.client = client
         self.prompts = prompts
         self.conversations = conversations
+        self._search = search
+        self._temp = temp
+
+    async def knowledge_base_chat(
+        self,
+        query: str,
+        kb_names: str | list[str],
+        search: SearchQuery,
+        *,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Answer from one KB (its citations link to its files) or several (fused)."""
+        link_kb = kb_names if isinstance(kb_names, str) else None
+        retrieve = self._search.retriever(kb_names, search)
+        kind: KbKind = "knowledge_base_chat"
+        return await self.kb_chat(
+            query, kind=kind, retrieve=retrieve, link_kb=link_kb, history=history, options=options, stream=stream
+        )
+
+    async def file_chat(
+        self,
+        query: str,
+        knowledge_id: str,
+        search: SearchQuery,
+        *,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Answer from the files of upload_temp_docs."""
+
+        def retrieve() -> list[SearchResult]:
+            return self._temp.search(knowledge_id, query, top_k=search.top_k, score_threshold=search.score_threshold)
+
+        return await self.kb_chat(
+            query, kind="file_chat", retrieve=retrieve, link_kb=None, history=history, options=options, stream=stream
+        )
+
+    async def completion(
+        self, messages: list[ChatMessage], options: ChatOptions, kb_names: str | list[str] | None, search: SearchQuery
+    ) -> tuple[str, AsyncGenerator[ChatDelta, None]]:
+        """An OpenAI-style completion: the model's name and its answer; over KBs, the answer ends with its sources."""
+        self.registry.require_configured()
+        if kb_names is None:
+            endpoint = self.endpoint(options.model_name, options.params)
+            return endpoint.name, await self.start(endpoint, messages, options.params)
+        if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
+            raise InvalidInput("with knowledge_base_name, the last message must be the user's question")
+        query = messages[-1]["content"]
+        retrieve = self._search.retriever(kb_names, replace(search, query=query))
+        answer = await self.kb_answer(
+            query, kind="knowledge_base_chat", retrieve=retrieve, history=messages[:-1], options=options
+        )
+        assert answer.deltas is not None and answer.endpoint is not None  # require_configured() passed
+        return answer.endpoint.name, _with_sources(answer.deltas, plain_sources(answer.results))
+
+    async def feedback(self, message_id: str, score: int, reason: str) -> None:
+        await run_in_threadpool(self.conversations.feedback, message_id, score, reason)
 
     def endpoint(self, model_name: str | None, params: ChatParams) -> LlmEndpoint:
         endpoint = self.registry.resolve(model_name)
@@ -142,6 +205,15 @@ class ChatService:
         docs = markdown_citations(answer.results, link_kb)
         events = _answer_events(answer.deltas, docs)
         return events if stream else _single(events, "answer")
+
+
+async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -> AsyncGenerator[ChatDelta, None]:
+    try:
+        async for delta in deltas:
+            yield ChatDelta(delta.text, None, delta.usage)
+        yield ChatDelta(sources, "stop")
+    finally:
+        await deltas.aclose()
 
 
 def _saver(store: ConversationStore, ids: dict[str, str], query: str, meta: dict[str, Any]) -> Callable[[str], None]:

@@ -6,6 +6,8 @@ whenever the store is used.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -14,21 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.embeddings import EmbeddingPool
-from server.errors import TempKnowledgeNotFound, ZhikuError
-from server.knowledge_base.ingest import ChunkParams, embed_prepared, prepare_many
-from server.knowledge_base.service import SearchResult, check_search_params
-from server.vectorstores.faiss_store import FaissStore
+from server.errors import TempKnowledgeNotFound
+from server.knowledge_base.ingest import Failures, FilePreparer, SourceFile
+from server.knowledge_base.params import Chunking, ChunkParams, KbDefaults
+from server.knowledge_base.search import SearchResult, check_search_params
+from server.knowledge_base.uploads import Upload, stage_uploads
+from server.vectorstores.memory_store import MemoryStore
 
 TEMP_KNOWLEDGE_TTL_S = 3600.0
 """Seconds an uploaded set of files stays usable after its last upload or chat (one hour)."""
-
-_NEVER_WRITTEN = Path("/nonexistent/zhiku-temp-knowledge")  # these FAISS stores are never flushed to disk
 
 
 @dataclass
 class TempKnowledge:
     id: str
-    store: FaissStore
+    store: MemoryStore
     files: list[str] = field(default_factory=list)
     last_used: float = 0.0
 
@@ -39,35 +41,49 @@ class TempKnowledgeStore:
     def __init__(
         self,
         embeddings: EmbeddingPool,
-        embed_model: str,
+        preparer: FilePreparer,
+        defaults: KbDefaults,
         *,
-        parse_workers: int = 4,
+        max_upload_bytes: int,
         ttl_s: float = TEMP_KNOWLEDGE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._embeddings = embeddings
-        self.embed_model = embed_model
-        self._parse_workers = parse_workers
+        self._preparer = preparer
+        self._defaults = defaults
+        self.embed_model = defaults.embed_model
+        self._max_upload_bytes = max_upload_bytes
         self._ttl_s = ttl_s
         self._clock = clock
         self._items: dict[str, TempKnowledge] = {}
         self._lock = threading.Lock()
 
-    def add_files(
-        self, prev_id: str, files: Sequence[tuple[Path, str]], params: ChunkParams
-    ) -> tuple[str, dict[str, ZhikuError]]:
-        """Parse and embed `files` (path, display name) into `prev_id`'s knowledge, or into a new one when it is
-        empty; returns the id and the files that failed with their reasons."""
+    def upload(self, prev_id: str, uploads: Sequence[Upload], chunking: Chunking | None = None) -> tuple[str, Failures]:
+        """Save the uploaded files to a temporary folder, then `add_files` them; the folder is removed after."""
+        params = self._defaults.chunk_params(chunking)
+        folder = Path(tempfile.mkdtemp(prefix="zhiku-temp-"))
+        try:
+            return self.add_files(prev_id, stage_uploads(folder, uploads, self._max_upload_bytes), params)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def add_files(self, prev_id: str, files: Sequence[SourceFile], params: ChunkParams) -> tuple[str, Failures]:
+        """Parse and embed `files` into `prev_id`'s knowledge, or into a new one when it is empty; returns the id
+        and the files that failed with their reasons."""
         item = self._get(prev_id) if prev_id else self._new()
-        prepared, failed = prepare_many(list(files), params, self._parse_workers)
-        embed_prepared(self._embeddings, self.embed_model, prepared)
+        prepared, failed = self._preparer.prepare(files, params)
+        self._preparer.embed(self.embed_model, prepared)
         for one in prepared:
             assert one.vectors is not None
             item.store.add(one.texts, one.vectors, one.metadatas)
             item.files.append(one.record.file_name)
         return item.id, failed
 
-    def search(self, knowledge_id: str, query: str, *, top_k: int, score_threshold: float) -> list[SearchResult]:
+    def search(
+        self, knowledge_id: str, query: str, *, top_k: int | None = None, score_threshold: float | None = None
+    ) -> list[SearchResult]:
+        """The chunks closest to `query`; top_k and score_threshold default to the settings' kb values."""
+        top_k, score_threshold = self._defaults.search_limits(top_k, score_threshold)
         check_search_params(top_k, score_threshold)
         store = self._get(knowledge_id).store
         vector = self._embeddings.embed_query(self.embed_model, query)
@@ -81,7 +97,8 @@ class TempKnowledgeStore:
 
     def _new(self) -> TempKnowledge:
         item_id = uuid.uuid4().hex
-        store = FaissStore(_NEVER_WRITTEN / item_id, self._embeddings.dim(self.embed_model), kb_name="temp")
+        store = MemoryStore(self._embeddings.dim(self.embed_model), name=f"temporary knowledge {item_id}")
+        store.create()
         item = TempKnowledge(item_id, store, last_used=self._clock())
         with self._lock:
             self._expire()

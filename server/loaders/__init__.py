@@ -6,37 +6,17 @@ loaded. Every failure comes out as UnsupportedFileType or DocumentLoadError, nam
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.documents import Document
 from server.errors import DocumentLoadError, UnsupportedFileType, ZhikuError
-from server.loaders import html, legacy_doc, office, pdf, text
 from server.loaders.encoding import detect_encoding, read_text
+from server.loaders.registry import LOADERS, FileLoader
 
-__all__ = ["SUPPORTED_EXTENSIONS", "LoadedFile", "detect_encoding", "load_file", "read_text"]
+__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadedFile", "detect_encoding", "load_file", "read_text"]
 
-LoaderFn = Callable[[Path, str], list[Document]]
-
-_LOADERS: dict[str, tuple[str, LoaderFn]] = {
-    ".txt": ("TextLoader", text.load_txt),
-    ".md": ("MarkdownLoader", text.load_markdown),
-    ".markdown": ("MarkdownLoader", text.load_markdown),
-    ".csv": ("CsvLoader", text.load_csv),
-    ".json": ("JsonLoader", text.load_json),
-    ".jsonl": ("JsonLinesLoader", text.load_jsonl),
-    ".pdf": ("PdfLoader", pdf.load_pdf),
-    ".docx": ("DocxLoader", office.load_docx),
-    ".doc": ("DocLoader", legacy_doc.load_doc),
-    ".pptx": ("PptxLoader", office.load_pptx),
-    ".xlsx": ("XlsxLoader", office.load_xlsx),
-    ".html": ("HtmlLoader", html.load_html),
-    ".htm": ("HtmlLoader", html.load_html),
-    ".epub": ("EpubLoader", html.load_epub),
-}
-
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_LOADERS)
+SUPPORTED_EXTENSIONS: frozenset[str] = LOADERS.extensions()
 
 _IMAGES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic"})
 _OLD_OFFICE = {".xls": ".xlsx", ".ppt": ".pptx"}
@@ -51,10 +31,10 @@ class LoadedFile:
 def load_file(path: Path, *, source: str | None = None) -> LoadedFile:
     """Load `path` into Documents; `source` (default: the file name) goes into every Document's metadata."""
     name = source or path.name
-    loader_name, loader = _pick_loader(path, name)
+    loader = _pick_loader(path, name)
     _check_readable(path, name)
     try:
-        docs = loader(path, name)
+        docs = loader.load(path, name)
     except ZhikuError:
         raise
     except RecursionError as err:
@@ -66,12 +46,12 @@ def load_file(path: Path, *, source: str | None = None) -> LoadedFile:
         ) from err
     if not docs:
         raise DocumentLoadError(f"{name}: no text could be extracted; if it holds only images or scans, run OCR first")
-    return LoadedFile(docs=docs, loader=loader_name)
+    return LoadedFile(docs=docs, loader=loader.name)
 
 
-def _pick_loader(path: Path, name: str) -> tuple[str, LoaderFn]:
+def _pick_loader(path: Path, name: str) -> FileLoader:
     suffix = path.suffix.lower()
-    found = _LOADERS.get(suffix)
+    found = LOADERS.get(suffix)
     if found is not None:
         return found
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))

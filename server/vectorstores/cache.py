@@ -11,16 +11,16 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from server.errors import ConfigError
 from server.vectorstores.base import VectorStore
-from server.vectorstores.factory import StoreSpec, create_store
+from server.vectorstores.registry import StoreOptions, StoreSpec, create_store
 
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str]
-Opener = Callable[[StoreSpec, Mapping[str, Any] | None], VectorStore]
+Opener = Callable[[StoreSpec, Mapping[str, StoreOptions] | None], VectorStore]
 
 
 class _Entry(NamedTuple):
@@ -31,14 +31,14 @@ class _Entry(NamedTuple):
 class StoreCache:
     """At most `capacity` open stores; the least recently used one is closed (so flushed) to make room.
 
-    `options` are the backends' connection settings, handed to `opener` (`create_store`) with each spec.
+    `options` are the backends' settings by name, handed to `opener` (`create_store`) with each spec.
     """
 
     def __init__(
         self,
         capacity: int = 8,
         *,
-        options: Mapping[str, Any] | None = None,
+        options: Mapping[str, StoreOptions] | None = None,
         opener: Opener = create_store,
     ) -> None:
         if capacity < 1:

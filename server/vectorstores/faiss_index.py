@@ -40,11 +40,6 @@ class AnnPolicy:
     max_probe: int = 96  # … within these bounds (see bench/faiss_ann.py and docs/benchmarks.md)
     regrow: float = 4.0
 
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> AnnPolicy:
-        names = ("threshold", "probe_fraction", "min_probe", "max_probe", "regrow")
-        return cls(**{name: options[name] for name in names if options.get(name) is not None})
-
     def wants_ivf(self, count: int) -> bool:
         return self.threshold > 0 and count >= self.threshold
 

@@ -26,7 +26,14 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from server.errors import InvalidInput, StoreCorrupted, StoreUnavailable
+from server.errors import (
+    DuplicateChunkId,
+    InvalidInput,
+    StoreCorrupted,
+    StoreDimensionMismatch,
+    StoreMissing,
+    StoreUnavailable,
+)
 from server.vectorstores import faiss_index as ann
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
 from server.vectorstores.checks import checked_batch, query_row
@@ -40,7 +47,7 @@ from server.vectorstores.faiss_file import (
 from server.vectorstores.rwlock import ReadWriteLock
 
 if TYPE_CHECKING:
-    from server.vectorstores.factory import StoreSpec
+    from server.vectorstores.registry import FaissOptions, StoreSpec
 
 _FORMAT_VERSION = 1
 _MISSING = object()  # equal to nothing, so a key absent from the metadata never matches
@@ -79,7 +86,8 @@ class FaissStore:
         self._saved_generation = 0
         self._closed = False
         self._reset()
-        if self.path.exists():
+        self._exists = self.path.exists()  # False until create(), and again after drop()
+        if self._exists:
             self._load()
             self._reindex_if_due()
 
@@ -95,10 +103,12 @@ class FaissStore:
         with self._flush_lock:
             if not self.path.exists():
                 self._write(self._snapshot())
+            self._exists = True
 
     def drop(self) -> None:
         with self._flush_lock, self._lock.write():
             self._reset()
+            self._exists = False
             self._generation += 1
             self._saved_generation = self._generation
             try:
@@ -122,11 +132,10 @@ class FaissStore:
         if n == 0:
             return []
         with self._lock.write():
-            if self._closed:
-                raise StoreUnavailable("this FAISS store was closed; open it again (StoreCache.get)")
+            self._check_writable()
             clash = [i for i in batch.ids if i in self._docs]
             if clash:
-                raise InvalidInput(f"{len(clash)} ids already exist in the store, e.g. {clash[:3]}")
+                raise DuplicateChunkId(f"{len(clash)} ids already exist in the store, e.g. {clash[:3]}")
             first = self._next_iid
             self._index.add_with_ids(batch.vectors, np.arange(first, first + n, dtype=np.int64))
             for offset, (chunk_id, text, meta) in enumerate(zip(batch.ids, batch.texts, batch.metadatas, strict=True)):
@@ -139,8 +148,7 @@ class FaissStore:
     def delete(self, ids: Sequence[str]) -> int:
         """Delete in memory; call `flush()` afterwards to persist."""
         with self._lock.write():
-            if self._closed:
-                raise StoreUnavailable("this FAISS store was closed; open it again (StoreCache.get)")
+            self._check_writable()
             found = [i for i in dict.fromkeys(ids) if i in self._docs]
             if not found:
                 return 0
@@ -160,6 +168,7 @@ class FaissStore:
     ) -> list[Hit]:
         query = query_row(vector, self._dim, top_k)
         with self._lock.read():
+            self._check_exists()
             found = self._nearest(query, top_k, where)
         scored = ((cid, doc, cosine_to_score(ip)) for cid, doc, ip in found)
         return [
@@ -170,11 +179,13 @@ class FaissStore:
 
     def get(self, ids: Sequence[str]) -> list[StoredChunk]:
         with self._lock.read():
+            self._check_exists()
             found = [(i, self._docs[i]) for i in ids if i in self._docs]
         return [StoredChunk(i, doc.text, copy.deepcopy(doc.metadata)) for i, doc in found]
 
     def count(self) -> int:
         with self._lock.read():
+            self._check_exists()
             return len(self._docs)
 
     def flush(self) -> None:
@@ -206,6 +217,19 @@ class FaissStore:
         self.flush()
 
     # -- internals -------------------------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        """Caller holds the write lock."""
+        if self._closed:
+            raise StoreUnavailable("this FAISS store was closed; open it again (StoreCache.get)")
+        self._check_exists()
+
+    def _check_exists(self) -> None:
+        if not self._exists:
+            raise StoreMissing(
+                f"FAISS store {self.path} of knowledge base {self._kb_name!r} does not exist; "
+                f"rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
+            )
 
     def _reset(self) -> None:
         self._index: ann.FaissIndex = ann.exact_index(self._dim)
@@ -300,7 +324,10 @@ class FaissStore:
             raise self._corrupted(f"has a broken docstore ({type(exc).__name__}: {exc})") from exc
         file_dim = data.vectors.shape[1]
         if dim != self._dim or file_dim != self._dim:
-            raise self._corrupted(f"holds {file_dim}-dim vectors but the embedding model gives {self._dim}")
+            raise StoreDimensionMismatch(
+                f"FAISS store file {self.path} holds {file_dim}-dim vectors but the embedding model gives "
+                f"{self._dim}; rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
+            )
         labels = data.labels.tolist()
         if sorted(labels) != sorted({doc.iid for doc in docs.values()}) or len(docs) != len(labels):
             raise self._corrupted("has vectors and texts that do not match")
@@ -321,9 +348,11 @@ class FaissStore:
         )
 
 
-def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> FaissStore:
-    """The factory's entry point; `options["faiss"]` holds AnnPolicy's fields (Settings.store_options())."""
-    policy = ann.AnnPolicy.from_options(dict(options.get("faiss") or {}))
+def open_store(spec: StoreSpec, options: FaissOptions) -> FaissStore:
+    """The registry's entry point (server.vectorstores.registry)."""
+    policy = ann.AnnPolicy(
+        threshold=options.ann_threshold, probe_fraction=options.ann_probe_fraction, max_probe=options.ann_max_probe
+    )
     return FaissStore(spec.directory, spec.dim, kb_name=spec.kb_name, policy=policy)
 
 

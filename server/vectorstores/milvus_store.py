@@ -25,14 +25,21 @@ from typing import TYPE_CHECKING, Any
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from server.errors import ConfigError, InvalidInput, StoreUnavailable
+from server.errors import (
+    ConfigError,
+    DuplicateChunkId,
+    InvalidInput,
+    StoreDimensionMismatch,
+    StoreMissing,
+    StoreUnavailable,
+)
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
 from server.vectorstores.checks import Batch, checked_batch, query_row
 from server.vectorstores.milvus_expr import in_list, is_writable, metadata_filter
 from server.vectorstores.milvus_pool import POOL, Endpoint
 
 if TYPE_CHECKING:
-    from server.vectorstores.factory import StoreSpec
+    from server.vectorstores.registry import MilvusOptions, StoreSpec
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +126,7 @@ class MilvusStore:
         with self._write_lock, self._calls("add chunks") as client:
             clash = [] if ids is None else self._existing(client, batch.ids)  # fresh uuid4s cannot clash
             if clash:
-                raise InvalidInput(f"{len(clash)} ids already exist in the store, e.g. {clash[:3]}")
+                raise DuplicateChunkId(f"{len(clash)} ids already exist in the store, e.g. {clash[:3]}")
             self._insert(client, batch)
         return batch.ids
 
@@ -231,7 +238,7 @@ class MilvusStore:
 
     def _load_unlocked(self, client: Any) -> None:
         if not client.has_collection(self._collection):
-            raise StoreUnavailable(
+            raise StoreMissing(
                 f"the Milvus collection {self._collection} of knowledge base {self._kb_name!r} is missing at "
                 f"{self._endpoint.address}; rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
             )
@@ -262,7 +269,7 @@ class MilvusStore:
         fields = client.describe_collection(self._collection).get("fields", [])
         dims = [f.get("params", {}).get("dim") for f in fields if f.get("name") == "vector"]
         if dims and int(dims[0]) != self._dim:
-            raise InvalidInput(
+            raise StoreDimensionMismatch(
                 f"Milvus collection {self._collection} holds {dims[0]}-dim vectors but the embedding model "
                 f"gives {self._dim}; rebuild the knowledge base's vector store"
             )
@@ -310,22 +317,21 @@ class MilvusStore:
             log.error("could not remove %d half-added chunks from %s: %s", len(ids), self._collection, exc.message)
 
 
-def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> MilvusStore:
-    """The factory's entry point; `options["milvus"]` is Settings.store_options()["milvus"] (uri, token, index_type)."""
-    milvus = options.get("milvus") or {}
-    index_type = str(milvus.get("index_type") or "HNSW")
-    return MilvusStore(endpoint_from(milvus), spec.collection, spec.dim, index_type=index_type, kb_name=spec.kb_name)
+def open_store(spec: StoreSpec, options: MilvusOptions) -> MilvusStore:
+    """The registry's entry point (server.vectorstores.registry)."""
+    endpoint = endpoint_from(options)
+    return MilvusStore(endpoint, spec.collection, spec.dim, index_type=options.index_type, kb_name=spec.kb_name)
 
 
-def endpoint_from(options: Mapping[str, Any]) -> Endpoint:
+def endpoint_from(options: MilvusOptions) -> Endpoint:
     """The connection target; a Lite path is made absolute so one database never gets two keys in the pool."""
-    uri = str(options.get("uri") or "")
+    uri = options.uri
     if not uri:
         raise ConfigError("vector_stores.milvus.uri is empty; set it to a Milvus Lite path or http://host:19530")
-    token = options.get("token") or None
+    token = options.token.get_secret_value() if options.token else None
     if "://" not in uri:
         uri = os.path.abspath(uri)
-    return Endpoint(uri, str(token) if token else None)
+    return Endpoint(uri, token or None)
 
 
 def _check_sizes(batch: Batch) -> None:

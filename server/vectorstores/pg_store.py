@@ -48,13 +48,22 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError
 
-from server.errors import ConfigError, InvalidInput, StoreCorrupted, StoreNotConfigured, StoreUnavailable, ZhikuError
+from server.errors import (
+    ConfigError,
+    DuplicateChunkId,
+    InvalidInput,
+    StoreDimensionMismatch,
+    StoreMissing,
+    StoreNotConfigured,
+    StoreUnavailable,
+    ZhikuError,
+)
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
 from server.vectorstores.checks import checked_batch, plain_metadata, query_row
 from server.vectorstores.pg_engine import describe_url, shared_engine
 
 if TYPE_CHECKING:
-    from server.vectorstores.factory import StoreSpec
+    from server.vectorstores.registry import PgOptions, StoreSpec
 
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 INDEX_MIN_ROWS = 20_000
@@ -72,15 +81,12 @@ _EMBEDDING_TYPE = text(
 )
 
 
-def open_store(spec: StoreSpec, options: Mapping[str, Any]) -> PgStore:
-    """The factory's entry point; `options["pg"]["uri"]` is the server's SQLAlchemy URL."""
-    uri = (options.get("pg") or {}).get("uri")
-    if not uri:
-        raise StoreNotConfigured(
-            "the 'pg' vector store is not configured: set vector_stores.pg.uri in configs/settings.yaml "
-            "(or ZHIKU_VECTOR_STORES__PG__URI) to postgresql+psycopg://user:password@host:5432/database"
-        )
-    return PgStore(shared_engine(uri), spec.collection, spec.dim, kb_name=spec.kb_name)
+def open_store(spec: StoreSpec, options: PgOptions) -> PgStore:
+    """The registry's entry point (server.vectorstores.registry)."""
+    missing = options.missing()
+    if missing or not options.uri:
+        raise StoreNotConfigured(missing or "vector_stores.pg.uri is not set")
+    return PgStore(shared_engine(options.uri), spec.collection, spec.dim, kb_name=spec.kb_name)
 
 
 class PgStore:
@@ -152,7 +158,7 @@ class PgStore:
             id_col = self._table.c["id"]
             clash = conn.execute(select(id_col).where(id_col == any_(_text_array(batch.ids))).limit(3)).scalars()
             if found := list(clash):
-                raise InvalidInput(f"ids already exist in the store, e.g. {found}")
+                raise DuplicateChunkId(f"ids already exist in the store, e.g. {found}")
             raw = _driver_connection(conn)
             copy_sql = sql.SQL("COPY {} (id, embedding, text, metadata) FROM STDIN (FORMAT BINARY)")
             with raw.cursor() as cursor, cursor.copy(copy_sql.format(sql.Identifier(self._name))) as copy:
@@ -242,14 +248,14 @@ class PgStore:
                 "check that PostgreSQL is running and vector_stores.pg.uri is right"
             )
         if state == "42P01":
-            return StoreCorrupted(
+            return StoreMissing(
                 f"pg table {self._name} of knowledge base {self._kb_name!r} is missing; "
                 f"rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
             )
         if state == "22000" and "dimensions" in detail:
             return self._dim_mismatch(detail)
         if state == "23505":  # another writer added one of these ids since the check in add()
-            return InvalidInput(f"ids already exist in the store ({detail})")
+            return DuplicateChunkId(f"ids already exist in the store ({detail})")
         if isinstance(error, psycopg.DataError):
             return InvalidInput(
                 f"PostgreSQL cannot store these chunks ({detail}); text and metadata must be valid Unicode "
@@ -277,8 +283,8 @@ class PgStore:
         if found != f"vector({self._dim})":
             raise self._dim_mismatch(f"its embedding column is {found}")
 
-    def _dim_mismatch(self, detail: str) -> StoreCorrupted:
-        return StoreCorrupted(
+    def _dim_mismatch(self, detail: str) -> StoreDimensionMismatch:
+        return StoreDimensionMismatch(
             f"pg table {self._name} of knowledge base {self._kb_name!r} does not hold {self._dim}-dim vectors "
             f"({detail}); rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
         )

@@ -1,5 +1,6 @@
-"""The behaviour every VectorStore backend must show; each backend's test module subclasses StoreConformance.
+"""The behaviour every VectorStore backend must show, the same errors for the same conditions included.
 
+tests/test_store_conformance.py runs it for every backend registered in server.vectorstores.registry.STORES.
 A subclass implements `make_store` (a fresh, not yet created store) and `reopen` (close it and open a new
 instance on the same data, as after a process restart). Vectors come from a seeded numpy generator, so no
 embedding model is needed.
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.errors import InvalidInput
+from server.errors import DuplicateChunkId, InvalidInput, StoreDimensionMismatch, StoreMissing
 from server.vectorstores.base import Vectors, VectorStore
 
 DIM = 16
@@ -41,6 +42,7 @@ class StoreConformance:
 
     # Wall-clock budget for adding 10k chunks of dim 384; a remote backend may raise it.
     batch_add_budget_s = 3.0
+    persistent = True  # False: an in-memory store, for which the restart tests do not apply
 
     def make_store(self, tmp_path: Path, dim: int) -> VectorStore:
         raise NotImplementedError
@@ -75,7 +77,7 @@ class StoreConformance:
 
     def test_duplicate_ids_are_rejected(self, store: VectorStore) -> None:
         add_sample(store, n=3)
-        with pytest.raises(InvalidInput):
+        with pytest.raises(DuplicateChunkId):
             store.add(["x"], unit_vectors(1, seed=9), [{}], ids=["id-1"])
         with pytest.raises(InvalidInput):
             store.add(["x", "y"], unit_vectors(2, seed=9), [{}, {}], ids=["new", "new"])
@@ -207,9 +209,38 @@ class StoreConformance:
         store.add(["again"], unit_vectors(1), [{}], ids=["id-0"])  # the old ids are free again
         assert store.count() == 1
 
+    def test_a_dropped_store_raises_store_missing(self, store: VectorStore) -> None:
+        _, vectors = add_sample(store, n=3)
+        store.drop()
+        for call in (
+            lambda: store.search(vectors[0], top_k=3),
+            lambda: store.get(["id-0"]),
+            lambda: store.count(),
+            lambda: store.add(["x"], unit_vectors(1), [{}]),
+        ):
+            with pytest.raises(StoreMissing):
+                call()
+        store.create()
+        assert store.count() == 0
+
     # -- persistence and content ---------------------------------------------------------------------------
 
+    def test_another_dimension_raises_dimension_mismatch(self, store: VectorStore, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("an in-memory store keeps nothing to reopen")
+        add_sample(store, n=3)
+        store.flush()
+        with pytest.raises(StoreDimensionMismatch):
+            other = self.reopen(store, tmp_path, DIM * 2)  # the same collection, as a model of another size
+            try:
+                other.create()
+                other.count()
+            finally:
+                other.close()
+
     def test_flushed_data_survives_a_restart(self, store: VectorStore, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("an in-memory store keeps nothing across a restart")
         ids, vectors = add_sample(store)
         store.delete([ids[0]])
         store.flush()
@@ -224,6 +255,8 @@ class StoreConformance:
             reopened.close()
 
     def test_unicode_text_and_metadata_round_trip(self, store: VectorStore, tmp_path: Path) -> None:
+        if not self.persistent:
+            pytest.skip("an in-memory store keeps nothing across a restart")
         text = "知识库问答：支持中文、emoji 🎉 和 «ünïcödé»"
         metadata: dict[str, Any] = {"source": "说明书/第一章.md", "标题": "简介 📘", "tags": ["中文", "😀"]}
         vector = unit_vectors(1, seed=3)

@@ -17,11 +17,9 @@ import yaml
 from sqlalchemy import insert
 
 from configs import Settings
-from server.bootstrap import build_context, close_context
-from server.db.engine import session_scope
+from server.bootstrap import build_services
 from server.db.models import KnowledgeFile
 from server.db.repository import require_kb
-from server.knowledge_base.service import KnowledgeBaseService
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "webui"
@@ -45,10 +43,10 @@ def require_browser() -> None:
 
 def seed_synthetic_files(settings: Settings, kb_name: str, count: int) -> None:
     """A KB whose registry holds `count` synthetic file rows (no content, no vectors): for paging speed."""
-    ctx = build_context(settings)
+    services = build_services(settings)
     try:
-        KnowledgeBaseService(ctx).create(kb_name, info="synthetic rows for the 5,000-file render test")
-        with session_scope(ctx.sessions) as session:
+        services.knowledge_bases.create(kb_name, info="synthetic rows for the 5,000-file render test")
+        with services.catalog.session() as session:
             kb_id = require_kb(session, kb_name).id
             rows: list[dict[str, Any]] = [
                 {
@@ -66,7 +64,7 @@ def seed_synthetic_files(settings: Settings, kb_name: str, count: int) -> None:
             ]
             session.execute(insert(KnowledgeFile), rows)
     finally:
-        close_context(ctx)
+        services.close()
 
 
 def write_ui_config(path: Path, api_url: str, values: dict[str, Any]) -> Path:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import KbService
+from server.api.deps import Chat
 from server.api.envelope import Envelope
-from server.api.routes.chat_deps import Chat, ModelFields, SearchFields, respond
-from server.api.routes.search import KB_NAMES_HELP, SEARCH_MODE_HELP, SearchMode
-from server.chat.retrieval import kb_retriever
-from server.knowledge_base.service import SearchResult
+from server.api.fields import KB_NAMES_HELP, ModelFields, SearchFields
+from server.api.schemas import AnswerEventOut, ChatEventOut, Reply
+from server.api.sse import EventStream, event_schema, respond
+from server.knowledge_base.search import SearchQuery
+from server.retrieval.modes import SEARCH_MODE_HELP, SearchMode
 
 router = APIRouter(prefix="/chat", tags=["Chat"])
 
@@ -42,9 +42,14 @@ class FeedbackBody(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
-@router.post("/chat", summary="Chat with an LLM; the conversation is saved (events: text, message_id)")
+@router.post(
+    "/chat",
+    summary="Chat with an LLM; the conversation is saved (events: text, message_id)",
+    response_class=EventStream,
+    responses=event_schema(ChatEventOut),
+)
 async def chat(chat: Chat, body: ChatBody) -> Response:
-    events = await chat.service.llm_chat(
+    events = await chat.llm_chat(
         body.query,
         conversation_id=body.conversation_id,
         history_len=body.history_len,
@@ -55,22 +60,18 @@ async def chat(chat: Chat, body: ChatBody) -> Response:
     return await respond(events, body.stream)
 
 
-@router.post("/knowledge_base_chat", summary="Answer from a knowledge base (events: answer…, then docs)")
-async def knowledge_base_chat(chat: Chat, kbs: KbService, body: KbChatBody) -> Response:
-    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
-    retrieve = kb_retriever(
-        kbs,
+@router.post(
+    "/knowledge_base_chat",
+    summary="Answer from a knowledge base (events: answer…, then docs)",
+    response_class=EventStream,
+    responses=event_schema(AnswerEventOut),
+)
+async def knowledge_base_chat(chat: Chat, body: KbChatBody) -> Response:
+    search = SearchQuery(body.query, body.top_k, body.score_threshold, search_mode=body.search_mode)
+    events = await chat.knowledge_base_chat(
+        body.query,
         body.knowledge_base_name,
-        body.query,
-        top_k=top_k,
-        score_threshold=threshold,
-        search_mode=body.search_mode,
-    )
-    events = await chat.service.kb_chat(
-        body.query,
-        kind="knowledge_base_chat",
-        retrieve=retrieve,
-        link_kb=body.knowledge_base_name if isinstance(body.knowledge_base_name, str) else None,
+        search,
         history=body.history_messages(),
         options=body.options(),
         stream=body.stream,
@@ -78,18 +79,18 @@ async def knowledge_base_chat(chat: Chat, kbs: KbService, body: KbChatBody) -> R
     return await respond(events, body.stream)
 
 
-@router.post("/file_chat", summary="Answer from files uploaded with upload_temp_docs (events: answer…, then docs)")
-async def file_chat(chat: Chat, kbs: KbService, body: FileChatBody) -> Response:
-    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
-
-    def retrieve() -> list[SearchResult]:
-        return chat.temp.search(body.knowledge_id, body.query, top_k=top_k, score_threshold=threshold)
-
-    events = await chat.service.kb_chat(
+@router.post(
+    "/file_chat",
+    summary="Answer from files uploaded with upload_temp_docs (events: answer…, then docs)",
+    response_class=EventStream,
+    responses=event_schema(AnswerEventOut),
+)
+async def file_chat(chat: Chat, body: FileChatBody) -> Response:
+    search = SearchQuery(body.query, body.top_k, body.score_threshold)
+    events = await chat.file_chat(
         body.query,
-        kind="file_chat",
-        retrieve=retrieve,
-        link_kb=None,
+        body.knowledge_id,
+        search,
         history=body.history_messages(),
         options=body.options(),
         stream=body.stream,
@@ -97,7 +98,7 @@ async def file_chat(chat: Chat, kbs: KbService, body: FileChatBody) -> Response:
     return await respond(events, body.stream)
 
 
-@router.post("/feedback", summary="Rate an answer of /chat/chat (score 0-100)")
+@router.post("/feedback", summary="Rate an answer of /chat/chat (score 0-100)", response_model=Reply[None])
 async def feedback(chat: Chat, body: FeedbackBody) -> Envelope:
-    await run_in_threadpool(chat.conversations.feedback, body.message_id, body.score, body.reason)
+    await chat.feedback(body.message_id, body.score, body.reason)
     return Envelope(None, f"feedback saved for message {body.message_id}")

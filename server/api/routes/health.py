@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
 from server import __version__
+from server.api.schemas import HealthOut
 
 router = APIRouter(tags=["Server"])
 
@@ -15,6 +16,6 @@ def root() -> RedirectResponse:
     return RedirectResponse("/docs")
 
 
-@router.get("/health", summary="Liveness check (no API key needed)")
-def health() -> dict[str, str]:
-    return {"status": "ok", "version": __version__}
+@router.get("/health", summary="Liveness check (no API key needed)", response_model=HealthOut)
+def health() -> HealthOut:
+    return HealthOut(version=__version__)

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
-from server.api.deps import KbService
+from server.api.deps import KnowledgeBases
 from server.api.envelope import Envelope
-from server.api.routes.search import SearchMode
+from server.api.schemas import KbInfoOut, KbSummaryOut, Reply, SearchModeOut
 from server.errors import InvalidInput
+from server.retrieval.modes import KbSearchMode
+from server.vectorstores.registry import STORES
 
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
-
-KbSearchMode = Literal["", SearchMode]  # "" = follow kb.search_mode in the settings
 
 KbName = Annotated[str, Body(description="knowledge base name (Unicode allowed, at most 64 characters)")]
 
 
 class CreateKb(BaseModel):
     knowledge_base_name: str = Field(examples=["samples"])
-    vector_store_type: str | None = Field(None, description="faiss (default from settings)")
+    vector_store_type: str | None = Field(
+        None, description=f"one of {', '.join(STORES.kb_types())} (default kb.default_vs_type)"
+    )
     embed_model: str | None = Field(None, description="a key of embed_models in the settings")
     kb_info: str = ""
     search_mode: KbSearchMode = Field(
@@ -29,18 +31,22 @@ class CreateKb(BaseModel):
     )
 
 
-@router.get("/list_knowledge_bases", summary="List knowledge base names")
-def list_knowledge_bases(kbs: KbService) -> Envelope:
+@router.get("/list_knowledge_bases", summary="List knowledge base names", response_model=Reply[list[str]])
+def list_knowledge_bases(kbs: KnowledgeBases) -> Envelope:
     return Envelope(kbs.list_names())
 
 
-@router.get("/list_knowledge_base_details", summary="Knowledge bases with store, model and file count")
-def list_knowledge_base_details(kbs: KbService) -> Envelope:
+@router.get(
+    "/list_knowledge_base_details",
+    summary="Knowledge bases with store, model and file count",
+    response_model=Reply[list[KbSummaryOut]],
+)
+def list_knowledge_base_details(kbs: KnowledgeBases) -> Envelope:
     return Envelope(kbs.list_details())
 
 
-@router.post("/create_knowledge_base", summary="Create a knowledge base")
-def create_knowledge_base(kbs: KbService, body: CreateKb) -> Envelope:
+@router.post("/create_knowledge_base", summary="Create a knowledge base", response_model=Reply[KbSummaryOut])
+def create_knowledge_base(kbs: KnowledgeBases, body: CreateKb) -> Envelope:
     summary = kbs.create(
         body.knowledge_base_name,
         vs_type=body.vector_store_type,
@@ -59,9 +65,11 @@ def _kb_name_from(body: Any) -> str:
     raise InvalidInput('send the knowledge base name as a JSON string ("kb") or {"knowledge_base_name": "kb"}')
 
 
-@router.post("/delete_knowledge_base", summary="Delete a knowledge base, its files and vectors")
+@router.post(
+    "/delete_knowledge_base", summary="Delete a knowledge base, its files and vectors", response_model=Reply[None]
+)
 def delete_knowledge_base(
-    kbs: KbService,
+    kbs: KnowledgeBases,
     body: Annotated[str | dict[str, Any], Body(examples=["samples"])],
 ) -> Envelope:
     name = _kb_name_from(body)
@@ -69,22 +77,26 @@ def delete_knowledge_base(
     return Envelope(None, f"deleted knowledge base {name}")
 
 
-@router.post("/update_info", summary="Change a knowledge base's description")
+@router.post("/update_info", summary="Change a knowledge base's description", response_model=Reply[KbInfoOut])
 def update_info(
-    kbs: KbService, knowledge_base_name: KbName, kb_info: Annotated[str, Body(max_length=2000)]
+    kbs: KnowledgeBases, knowledge_base_name: KbName, kb_info: Annotated[str, Body(max_length=2000)]
 ) -> Envelope:
     return Envelope({"kb_info": kbs.update_info(knowledge_base_name, kb_info)}, "updated")
 
 
-@router.post("/update_search_mode", summary="Change a knowledge base's default search mode")
+@router.post(
+    "/update_search_mode", summary="Change a knowledge base's default search mode", response_model=Reply[SearchModeOut]
+)
 def update_search_mode(
-    kbs: KbService,
+    kbs: KnowledgeBases,
     knowledge_base_name: KbName,
     search_mode: Annotated[KbSearchMode, Body(description='"" = kb.search_mode')],
 ) -> Envelope:
     return Envelope({"search_mode": kbs.set_search_mode(knowledge_base_name, search_mode)}, "updated")
 
 
-@router.get("/knowledge_base_info", summary="One knowledge base's settings and file count")
-def knowledge_base_info(kbs: KbService, knowledge_base_name: Annotated[str, Query()]) -> Envelope:
+@router.get(
+    "/knowledge_base_info", summary="One knowledge base's settings and file count", response_model=Reply[KbSummaryOut]
+)
+def knowledge_base_info(kbs: KnowledgeBases, knowledge_base_name: Annotated[str, Query()]) -> Envelope:
     return Envelope(kbs.describe(knowledge_base_name))

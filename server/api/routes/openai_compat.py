@@ -22,15 +22,16 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import Ctx, KbService
-from server.api.envelope import _describe_validation
-from server.api.routes.chat_deps import MAX_TOKENS_LIMIT, Chat, SearchFields, event_line
-from server.api.routes.search import SEARCH_MODE_HELP, SearchMode
-from server.chat.citations import plain_sources
-from server.chat.llm_client import ChatDelta, ChatParams, collect
-from server.chat.retrieval import kb_retriever
+from server.api.deps import Chat, Embeddings, Models
+from server.api.envelope import describe_validation
+from server.api.fields import MAX_TOKENS_LIMIT, SearchFields
+from server.api.openai_schemas import ChatCompletion, EmbeddingList, ModelList
+from server.api.sse import event_line
+from server.chat.llm_client import DEFAULT_TEMPERATURE, ChatDelta, ChatParams, collect
 from server.chat.service import ChatOptions
 from server.errors import InvalidInput, ZhikuError
+from server.knowledge_base.search import SearchQuery
+from server.retrieval.modes import SEARCH_MODE_HELP, SearchMode
 
 
 class OpenAiErrors(APIRoute):
@@ -45,7 +46,7 @@ class OpenAiErrors(APIRoute):
             except ZhikuError as error:
                 return _error(error.status_code, error.message, type(error).__name__)
             except RequestValidationError as error:
-                return _error(422, _describe_validation(error), "invalid_request_error")
+                return _error(422, describe_validation(error), "invalid_request_error")
 
         return route
 
@@ -78,7 +79,7 @@ class CompletionBody(SearchFields):
     messages: list[OpenAiMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_LIMIT)
     knowledge_base_name: str | list[str] | None = Field(
@@ -111,15 +112,6 @@ def _chunk(cid: str, model: str, created: int, delta: dict[str, Any], finish: st
     return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
 
 
-async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -> AsyncGenerator[ChatDelta, None]:
-    try:
-        async for delta in deltas:
-            yield ChatDelta(delta.text, None, delta.usage)
-        yield ChatDelta(sources, "stop")
-    finally:
-        await deltas.aclose()
-
-
 async def _openai_events(
     deltas: AsyncIterator[ChatDelta], model: str, include_usage: bool
 ) -> AsyncGenerator[str, None]:
@@ -141,44 +133,23 @@ async def _openai_events(
     yield "data: [DONE]\r\n\r\n"
 
 
-async def _start(chat: Chat, kbs: KbService, body: CompletionBody) -> tuple[str, AsyncGenerator[ChatDelta, None]]:
-    service = chat.service
-    chat.registry.require_configured()
-    messages = body.chat_messages()
-    options = ChatOptions(body.model, body.params(), body.prompt_name)
-    if body.knowledge_base_name is None:
-        endpoint = service.endpoint(body.model, options.params)
-        return endpoint.name, await service.start(endpoint, messages, options.params)
-    if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
-        raise InvalidInput("with knowledge_base_name, the last message must be the user's question")
-    query = messages[-1]["content"]
-    top_k, threshold = kbs.ctx.defaults.search_limits(body.top_k, body.score_threshold)
-    retrieve = kb_retriever(
-        kbs,
-        body.knowledge_base_name,
-        query,
-        top_k=top_k,
-        score_threshold=threshold,
-        search_mode=body.search_mode,
-    )
-    answer = await service.kb_answer(
-        query, kind="knowledge_base_chat", retrieve=retrieve, history=messages[:-1], options=options
-    )
-    assert answer.deltas is not None and answer.endpoint is not None  # require_configured() passed
-    return answer.endpoint.name, _with_sources(answer.deltas, plain_sources(answer.results))
-
-
-@router.get("/models", summary="Chat and embedding models (OpenAI format)")
-async def list_models(chat: Chat, ctx: Ctx) -> dict[str, Any]:
-    names = [(name, "zhiku") for name in chat.registry.names()]
-    names += [(name, "zhiku-embeddings") for name in ctx.embeddings.names()]
+@router.get("/models", summary="Chat and embedding models (OpenAI format)", response_model=ModelList)
+async def list_models(models: Models, embeddings: Embeddings) -> dict[str, Any]:
+    names = [(name, "zhiku") for name in models.names()]
+    names += [(name, "zhiku-embeddings") for name in embeddings.names()]
     data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in names]
     return {"object": "list", "data": data}
 
 
-@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream or not)")
-async def chat_completions(chat: Chat, kbs: KbService, body: CompletionBody) -> Response:
-    model, deltas = await _start(chat, kbs, body)
+@router.post(
+    "/chat/completions",
+    summary="Chat completion (OpenAI format; stream=true: chat.completion.chunk events)",
+    response_model=ChatCompletion,
+)
+async def chat_completions(chat: Chat, body: CompletionBody) -> Response:
+    options = ChatOptions(body.model, body.params(), body.prompt_name)
+    search = SearchQuery("", body.top_k, body.score_threshold, search_mode=body.search_mode)
+    model, deltas = await chat.completion(body.chat_messages(), options, body.knowledge_base_name, search)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -205,12 +176,14 @@ def _embedding_value(row: np.ndarray[Any, Any], encoding: str) -> list[float] | 
     return [float(x) for x in row]
 
 
-@router.post("/embeddings", summary="Embeddings with a configured embedding model (OpenAI format)")
-async def embeddings(ctx: Ctx, body: EmbeddingsBody) -> dict[str, Any]:
+@router.post(
+    "/embeddings", summary="Embeddings with a configured embedding model (OpenAI format)", response_model=EmbeddingList
+)
+async def embeddings(embeddings: Embeddings, body: EmbeddingsBody) -> dict[str, Any]:
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise InvalidInput("input is empty; send a text or a list of texts")
-    vectors = await run_in_threadpool(ctx.embeddings.embed_documents, body.model, texts)
+    vectors = await run_in_threadpool(embeddings.embed_documents, body.model, texts)
     data = [
         {"object": "embedding", "index": index, "embedding": _embedding_value(row, body.encoding_format)}
         for index, row in enumerate(vectors)

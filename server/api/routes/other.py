@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import Ctx
+from server.api.deps import Configs, Embeddings
 from server.api.envelope import Envelope
-from server.knowledge_base.context import KbContext
+from server.api.schemas import Reply
 
 router = APIRouter(prefix="/other", tags=["Other"])
 
@@ -19,14 +19,8 @@ class EmbedBody(BaseModel):
     to_query: bool = Field(False, description="embed as search queries (some models add a query prefix)")
 
 
-def embed_texts_with(ctx: KbContext, texts: list[str], model: str, to_query: bool) -> list[list[float]]:
-    if to_query:
-        return [ctx.embeddings.embed_query(model, text).reshape(-1).tolist() for text in texts]
-    return [row.tolist() for row in ctx.embeddings.embed_documents(model, texts)]
-
-
-@router.post("/embed_texts", summary="Vectors of texts (data: [[float…]…])")
-async def embed_texts(ctx: Ctx, body: EmbedBody) -> Envelope:
-    model = body.embed_model or ctx.default_embed_model
-    vectors = await run_in_threadpool(embed_texts_with, ctx, body.texts, model, body.to_query)
+@router.post("/embed_texts", summary="Vectors of texts (data: [[float…]…])", response_model=Reply[list[list[float]]])
+async def embed_texts(embeddings: Embeddings, configs: Configs, body: EmbedBody) -> Envelope:
+    model = body.embed_model or configs.default_embed_model
+    vectors = await run_in_threadpool(embeddings.embed_texts, model, body.texts, to_query=body.to_query)
     return Envelope(vectors)

@@ -1,14 +1,13 @@
-"""Server routes (Chatchat 0.2 paths): defaults for the UI and prompt templates."""
+"""Server routes (Chatchat 0.2 paths): the defaults and choices a client offers, and prompt templates."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from server.api.routes.chat_deps import Chat
+from server.api.deps import Configs, Prompts
+from server.server_configs import ServerConfigs
 
 router = APIRouter(prefix="/server", tags=["Server"])
 
@@ -18,17 +17,21 @@ class PromptBody(BaseModel):
     name: str = "default"
 
 
-@router.post("/configs", summary="Defaults the UI needs (a plain JSON object, as in Chatchat 0.2)")
-async def server_configs(chat: Chat) -> dict[str, Any]:
-    prompts = {kind: chat.prompts.names(kind) for kind in chat.prompts.types()}
-    return {**chat.ui_defaults, "prompt_templates": prompts}
+@router.post(
+    "/configs",
+    summary="Defaults and choices for clients: search modes, store types, file types, models (a plain JSON object)",
+    response_model=ServerConfigs,
+)
+async def server_configs(configs: Configs) -> ServerConfigs:
+    return configs
 
 
 @router.post(
     "/get_prompt_template",
     summary="The text of one prompt template (text/plain, as Chatchat 0.2 clients read it)",
     response_class=PlainTextResponse,
+    response_model=str,
 )
-async def get_prompt_template(chat: Chat, body: PromptBody | None = None) -> PlainTextResponse:
+async def get_prompt_template(prompts: Prompts, body: PromptBody | None = None) -> PlainTextResponse:
     body = body or PromptBody()
-    return PlainTextResponse(chat.prompts.get(body.type, body.name))
+    return PlainTextResponse(prompts.get(body.type, body.name))

@@ -1,0 +1,134 @@
+"""Response models: what each route's `data` holds, for /docs and for clients that validate what they get.
+
+Routes answer with `Envelope` (server/api/envelope.py), whose bytes the Chatchat 0.2 clients expect; these models
+describe those bytes. tests/test_openapi.py checks that real answers validate against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.retrieval.modes import KbSearchMode
+
+DataT = TypeVar("DataT")
+
+
+class Reply(BaseModel, Generic[DataT]):
+    """The envelope every JSON route answers with; the HTTP status always equals `code`."""
+
+    code: int = Field(200, examples=[200])
+    msg: str = Field("success", description="what happened, or what went wrong and what to do")
+    data: DataT
+
+
+class KbSummaryOut(BaseModel):
+    name: str
+    info: str
+    vs_type: str
+    embed_model: str
+    file_count: int
+    created_at: str = Field(description="ISO 8601, UTC")
+    search_mode: KbSearchMode = Field(description='the KB\'s own search mode; "" follows kb.search_mode')
+
+
+class KbInfoOut(BaseModel):
+    kb_info: str
+
+
+class SearchModeOut(BaseModel):
+    search_mode: KbSearchMode
+
+
+class FileDetailOut(BaseModel):
+    file_name: str
+    ext: str
+    size: int
+    chunk_count: int
+    loader: str
+    splitter: str
+    chunk_size: int
+    chunk_overlap: int
+    custom_docs: bool = Field(description="its chunks were written by hand; update_docs keeps them")
+    version: int
+    updated_at: str
+    in_folder: bool
+    in_db: bool
+
+
+class FilePageOut(BaseModel):
+    total: int
+    offset: int
+    files: list[FileDetailOut]
+
+
+class FailedFilesOut(BaseModel):
+    failed_files: dict[str, str] = Field(description="{file name: why it failed}; empty when every file worked")
+
+
+class FailedIdsOut(BaseModel):
+    failed_ids: dict[str, str] = Field(description="{chunk id: why it failed}")
+
+
+class DocumentOut(BaseModel):
+    id: str
+    page_content: str
+    metadata: dict[str, Any]
+    type: str = "Document"
+    score: float | None = Field(
+        description="in [0, 1], higher is better (cosine, mapped BM25 or rank fusion: see docs/retrieval.md); "
+        "null when listing a file"
+    )
+
+
+class RebuildEventOut(BaseModel):
+    """One Server-Sent Event of recreate_vector_store: a file done (code 200) or failed, then a final summary."""
+
+    code: int
+    msg: str
+    total: int | None = None
+    finished: int | None = None
+    doc: str | None = None
+    failed_files: dict[str, str] | None = Field(None, description="in the last event: files left out and why")
+
+
+class TempDocsOut(BaseModel):
+    id: str = Field(description="the knowledge_id for /chat/file_chat")
+    failed_files: list[dict[str, str]]
+
+
+class ChatEventOut(BaseModel):
+    """One Server-Sent Event of /chat/chat."""
+
+    text: str | None = None
+    message_id: str | None = None
+    conversation_id: str | None = None
+    code: int | None = Field(None, description="set when the answer stopped with an error")
+    msg: str | None = None
+
+
+class AnswerEventOut(BaseModel):
+    """One Server-Sent Event of knowledge-base and file chat: answer pieces, then the sources."""
+
+    answer: str | None = None
+    docs: list[str] | None = Field(None, description="Markdown citations, in the last event")
+    code: int | None = Field(None, description="set when the answer stopped with an error")
+    msg: str | None = None
+
+
+class ModelConfigOut(BaseModel):
+    """A configured chat model's settings; secrets (api_key, credentials in URLs) never leave the server."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str
+    default: bool
+    engine: str
+    model: str | None = None
+    base_url: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: str = "ok"
+    version: str

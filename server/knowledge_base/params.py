@@ -1,0 +1,52 @@
+"""Chunking parameters and the defaults a request falls back to (from the settings, via bootstrap)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.retrieval.modes import SearchMode
+from server.splitter import ChineseRecursiveTextSplitter
+
+
+@dataclass(frozen=True)
+class ChunkParams:
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool = False
+
+    def __post_init__(self) -> None:
+        ChineseRecursiveTextSplitter(self.chunk_size, self.chunk_overlap)  # raises InvalidInput with the values
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """The chunking a request asks for; a field left None takes the default from the settings."""
+
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    zh_title_enhance: bool | None = None
+
+
+@dataclass(frozen=True)
+class KbDefaults:
+    vs_type: str
+    embed_model: str
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool
+    top_k: int
+    score_threshold: float
+    search_mode: SearchMode
+
+    def chunk_params(self, chunking: Chunking | None = None) -> ChunkParams:
+        """A request's chunking, with these defaults for what it left out; raises InvalidInput when unusable."""
+        asked = chunking or Chunking()
+        return ChunkParams(
+            self.chunk_size if asked.chunk_size is None else asked.chunk_size,
+            self.chunk_overlap if asked.chunk_overlap is None else asked.chunk_overlap,
+            self.zh_title_enhance if asked.zh_title_enhance is None else asked.zh_title_enhance,
+        )
+
+    def search_limits(self, top_k: int | None, score_threshold: float | None) -> tuple[int, float]:
+        """A request's top_k and score_threshold, with these defaults for the ones it left out."""
+        return top_k or self.top_k, self.score_threshold if score_threshold is None else score_threshold

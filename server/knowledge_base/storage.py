@@ -1,0 +1,95 @@
+"""Where a knowledge base's data lives: its folders under the data dir and its vector store.
+
+`store(kb)` is the cached store searches and writes use; `open(spec)` opens another location (a rebuild's target,
+a store to drop) outside the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from server.db.models import KnowledgeBase
+from server.embeddings import EmbeddingPool
+from server.knowledge_base import paths
+from server.vectorstores.base import VectorStore
+from server.vectorstores.cache import StoreCache
+from server.vectorstores.registry import StoreOptions, StoreSpec, create_store
+
+
+class KbStorage:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        embeddings: EmbeddingPool,
+        stores: StoreCache,
+        store_options: Mapping[str, StoreOptions],
+    ) -> None:
+        self.data_dir = data_dir
+        self._embeddings = embeddings
+        self._stores = stores
+        self._options = dict(store_options)
+
+    # -- folders -----------------------------------------------------------------------------------------------
+
+    def kb_dir(self, kb_name: str) -> Path:
+        return paths.kb_dir(self.data_dir, kb_name)
+
+    def content_file(self, kb_name: str, file_name: str) -> Path:
+        return paths.content_file(self.data_dir, kb_name, file_name)
+
+    def content_files(self, kb_name: str) -> list[str]:
+        return paths.list_content_files(self.data_dir, kb_name)
+
+    def staging_dir(self, kb_name: str) -> Path:
+        return paths.staging_dir(self.data_dir, kb_name)
+
+    def vector_dir(self, kb_name: str, embed_model: str) -> Path:
+        return paths.vector_dir(self.data_dir, kb_name, embed_model)
+
+    def folder_kb_names(self) -> list[str]:
+        """Knowledge bases found on disk: every folder of the data dir that has a content/ folder."""
+        if not self.data_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.data_dir.iterdir() if (p / "content").is_dir() and not p.name.startswith(".")
+        )
+
+    # -- vectors -----------------------------------------------------------------------------------------------
+
+    def spec(
+        self,
+        kb: KnowledgeBase,
+        *,
+        vs_type: str | None = None,
+        embed_model: str | None = None,
+        directory: Path | None = None,
+        collection: str | None = None,
+    ) -> StoreSpec:
+        """Where `kb`'s vectors live; the keyword arguments describe another location (a rebuild target)."""
+        model = embed_model or kb.embed_model
+        return StoreSpec(
+            vs_type=vs_type or kb.vs_type,
+            kb_id=kb.id,
+            kb_name=kb.name,
+            embed_model=model,
+            dim=self._embeddings.dim(model),
+            directory=directory or self.vector_dir(kb.name, model),
+            collection=collection or kb.vs_collection,
+        )
+
+    def store(self, kb: KnowledgeBase) -> VectorStore:
+        """The KB's open store, from the cache."""
+        return self._stores.get(self.spec(kb))
+
+    def open(self, spec: StoreSpec) -> VectorStore:
+        """A store outside the cache; the caller closes it."""
+        return create_store(spec, self._options)
+
+    def evict(self, kb_name: str) -> None:
+        """Close the KB's cached stores, so the next `store()` reopens from what the registry says."""
+        self._stores.evict(kb_name)
+
+    def close(self) -> None:
+        self._stores.close_all()
