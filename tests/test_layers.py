@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "server.llm": 1,
     "server.retrieval": 2,
     "configs": 3,
+    "server.integrations": 3,  # for LangChain apps; nothing in the server imports it
     "server.knowledge_base": 4,
     "server.chat": 5,
     "server.server_configs": 5,

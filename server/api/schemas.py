@@ -10,7 +10,11 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.knowledge_base.files import FileDetail
+from server.knowledge_base.service import KbSummary
 from server.retrieval.modes import KbSearchMode
+
+__all__ = ["FileDetail", "KbSummary"]  # the services' own records describe those answers
 
 DataT = TypeVar("DataT")
 
@@ -23,16 +27,6 @@ class Reply(BaseModel, Generic[DataT]):
     data: DataT
 
 
-class KbSummaryOut(BaseModel):
-    name: str
-    info: str
-    vs_type: str
-    embed_model: str
-    file_count: int
-    created_at: str = Field(description="ISO 8601, UTC")
-    search_mode: KbSearchMode = Field(description='the KB\'s own search mode; "" follows kb.search_mode')
-
-
 class KbInfoOut(BaseModel):
     kb_info: str
 
@@ -41,26 +35,10 @@ class SearchModeOut(BaseModel):
     search_mode: KbSearchMode
 
 
-class FileDetailOut(BaseModel):
-    file_name: str
-    ext: str
-    size: int
-    chunk_count: int
-    loader: str
-    splitter: str
-    chunk_size: int
-    chunk_overlap: int
-    custom_docs: bool = Field(description="its chunks were written by hand; update_docs keeps them")
-    version: int
-    updated_at: str
-    in_folder: bool
-    in_db: bool
-
-
 class FilePageOut(BaseModel):
     total: int
     offset: int
-    files: list[FileDetailOut]
+    files: list[FileDetail]
 
 
 class FailedFilesOut(BaseModel):

@@ -39,6 +39,9 @@ class UpdateOptions:
 
 @dataclass(frozen=True)
 class FileDetail:
+    """A registered file: how it was read and split, its chunk count, whether its chunks were written by hand
+    (custom_docs: update_docs keeps them) and whether it is still in the content folder."""
+
     file_name: str
     ext: str
     size: int

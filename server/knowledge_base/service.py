@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class KbSummary:
+    """A knowledge base: its store and model, its file count, when it was created (ISO 8601, UTC) and its own
+    search mode ("" follows the settings' kb.search_mode)."""
+
     name: str
     info: str
     vs_type: str

@@ -12,7 +12,8 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,55 +64,40 @@ class KbWriter:
         failed: Failures = {}
         if not files:
             return failed
-        with self._locks(kb_name):
-            kb = self._catalog.require(kb_name)
-            store = self._storage.store(kb)
-            try:
-                for prepared in files:
-                    name = prepared.record.file_name
-                    try:
-                        self._commit_one(kb, store, prepared, move, replace)
-                    except ZhikuError as error:
-                        failed[name] = error
-                    except OSError as error:
-                        log.warning("could not write %s into %s: %s", name, kb_name, error)
-                        failed[name] = StorageError(f"{name}: {error}")
-            finally:
-                store.flush()
+        with self._writing(kb_name) as (kb, store):
+            for prepared in files:
+                name = prepared.record.file_name
+                try:
+                    self._commit_one(kb, store, prepared, move, replace)
+                except ZhikuError as error:
+                    failed[name] = error
+                except OSError as error:
+                    log.warning("could not write %s into %s: %s", name, kb_name, error)
+                    failed[name] = StorageError(f"{name}: {error}")
         return failed
 
     def remove(self, kb_name: str, file_names: Sequence[str], *, delete_content: bool = False) -> Failures:
         """Delete files' chunks and registry rows (and with `delete_content` their content files)."""
         failed: Failures = {}
-        with self._locks(kb_name):
-            kb = self._catalog.require(kb_name)
-            store = self._storage.store(kb)
-            try:
-                for name in file_names:
-                    if not self._remove_one(kb, store, name):
-                        failed[name] = FileNotInKnowledgeBase(f"{name} is not in knowledge base {kb.name!r}")
-                    path = self._storage.content_file(kb_name, name)
-                    if delete_content and path.is_file():
-                        path.unlink()
-                        failed.pop(name, None)
-            finally:
-                store.flush()
+        with self._writing(kb_name) as (kb, store):
+            for name in file_names:
+                if not self._remove_one(kb, store, name):
+                    failed[name] = FileNotInKnowledgeBase(f"{name} is not in knowledge base {kb.name!r}")
+                path = self._storage.content_file(kb_name, name)
+                if delete_content and path.is_file():
+                    path.unlink()
+                    failed.pop(name, None)
         return failed
 
     def edit_chunks(self, kb_name: str, edits: Sequence[ChunkEdit]) -> Failures:
         """Apply chunk edits by id; chunks not named are left exactly as they were. Failures by chunk id."""
         failed: Failures = {}
-        with self._locks(kb_name):
-            kb = self._catalog.require(kb_name)
-            store = self._storage.store(kb)
-            try:
-                for edit in edits:
-                    try:
-                        self._edit_one(kb, store, edit)
-                    except ZhikuError as error:
-                        failed[edit.chunk_id] = error
-            finally:
-                store.flush()
+        with self._writing(kb_name) as (kb, store):
+            for edit in edits:
+                try:
+                    self._edit_one(kb, store, edit)
+                except ZhikuError as error:
+                    failed[edit.chunk_id] = error
         return failed
 
     def switch(
@@ -145,6 +131,17 @@ class KbWriter:
             self._storage.open(old).drop()
 
     # -- one unit each -----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, kb_name: str) -> Iterator[tuple[KnowledgeBase, VectorStore]]:
+        """The KB (read after its lock is taken) and its store; the store's writes are flushed at the end."""
+        with self._locks(kb_name):
+            kb = self._catalog.require(kb_name)
+            store = self._storage.store(kb)
+            try:
+                yield kb, store
+            finally:
+                store.flush()
 
     def _commit_one(
         self, kb: KnowledgeBase, store: VectorStore, prepared: PreparedFile, move: bool, replace: bool

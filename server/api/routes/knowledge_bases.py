@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from server.api.deps import KnowledgeBases
 from server.api.envelope import Envelope
-from server.api.schemas import KbInfoOut, KbSummaryOut, Reply, SearchModeOut
+from server.api.schemas import KbInfoOut, KbSummary, Reply, SearchModeOut
 from server.errors import InvalidInput
 from server.retrieval.modes import KbSearchMode
 from server.vectorstores.registry import STORES
@@ -39,13 +39,13 @@ def list_knowledge_bases(kbs: KnowledgeBases) -> Envelope:
 @router.get(
     "/list_knowledge_base_details",
     summary="Knowledge bases with store, model and file count",
-    response_model=Reply[list[KbSummaryOut]],
+    response_model=Reply[list[KbSummary]],
 )
 def list_knowledge_base_details(kbs: KnowledgeBases) -> Envelope:
     return Envelope(kbs.list_details())
 
 
-@router.post("/create_knowledge_base", summary="Create a knowledge base", response_model=Reply[KbSummaryOut])
+@router.post("/create_knowledge_base", summary="Create a knowledge base", response_model=Reply[KbSummary])
 def create_knowledge_base(kbs: KnowledgeBases, body: CreateKb) -> Envelope:
     summary = kbs.create(
         body.knowledge_base_name,
@@ -96,7 +96,7 @@ def update_search_mode(
 
 
 @router.get(
-    "/knowledge_base_info", summary="One knowledge base's settings and file count", response_model=Reply[KbSummaryOut]
+    "/knowledge_base_info", summary="One knowledge base's settings and file count", response_model=Reply[KbSummary]
 )
 def knowledge_base_info(kbs: KnowledgeBases, knowledge_base_name: Annotated[str, Query()]) -> Envelope:
     return Envelope(kbs.describe(knowledge_base_name))
