@@ -166,3 +166,13 @@ def test_embed_texts(client: TestClient) -> None:
 def test_server_configs_lists_only_configured_stores(client: TestClient) -> None:
     configs = client.post("/server/configs").json()
     assert "pg" not in configs["vector_store_types"] and "milvus" in configs["vector_store_types"]
+
+
+def test_server_configs_list_the_registries(client: TestClient) -> None:
+    from server.loaders import LOADERS
+    from server.retrieval.modes import SEARCH_MODES
+
+    configs = client.post("/server/configs").json()
+    assert configs["file_types"] == [{"extension": ext, "loader": loader.name} for ext, loader in LOADERS]
+    assert {item["extension"] for item in configs["file_types"]} >= {".markdown", ".docx", ".pdf"}
+    assert configs["search_modes"] == list(SEARCH_MODES) and "memory" not in configs["vector_store_types"]

@@ -71,3 +71,31 @@ def test_default_llm_must_be_configured(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ZHIKU_DEFAULT_LLM", "qwen")
     with pytest.raises(ConfigError, match="default_llm"):
         load_settings()
+
+
+def test_each_store_backend_has_its_own_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.vectorstores.registry import STORES, MilvusOptions, PgOptions
+
+    monkeypatch.setenv("ZHIKU_VECTOR_STORES__PG__URI", "postgresql+psycopg://u:p@db/kb")
+    settings = load_settings(data_dir=tmp_path)
+    options = settings.store_options()
+    assert set(options) == set(STORES.names())
+    assert isinstance(options["pg"], PgOptions) and options["pg"].uri == "postgresql+psycopg://u:p@db/kb"
+    milvus = options["milvus"]
+    assert isinstance(milvus, MilvusOptions) and milvus.uri == str((tmp_path / "milvus.db").resolve())
+    monkeypatch.setenv("ZHIKU_VECTOR_STORES__MILVUS__TOKEN", "root:s3cret")
+    assert "s3cret" not in repr(load_settings())
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"vector_stores": {"milvus": {"index_type": "IVF_PQ"}}}, r"vector_stores\.milvus\.index_type"),
+        ({"vector_stores": {"chroma": {}}}, r"vector_stores\.chroma"),
+        ({"kb": {"default_vs_type": "memory"}}, r"kb\.default_vs_type"),
+        ({"kb": {"search_mode": "bm25"}}, r"kb\.search_mode"),
+    ],
+)
+def test_store_and_search_settings_name_the_bad_key(values: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_settings(**values)

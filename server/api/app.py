@@ -27,6 +27,7 @@ from server.api.routes import (
     server_info,
     temp_docs,
 )
+from server.api.schemas import ERROR_RESPONSES
 from server.api.sse import EventStream
 from server.bootstrap import Services, build_services
 
@@ -49,22 +50,30 @@ class UploadSizeLimit:
         await self.app(scope, receive, send)
 
 
-def _with_event_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI documents a streamed response as a plain string; the event routes name their event model instead
-    (server.api.sse.event_schema), so the string type is dropped where a model is given."""
+def _documented(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """/openapi.json as FastAPI builds it, with two corrections for the streaming routes: their events are the
+    event model they name (server.api.sse.event_schema), not a plain string, and their errors are JSON."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = build()
             for operation in (op for path in spec["paths"].values() for op in path.values()):
-                for response in operation.get("responses", {}).values():
-                    schema = response.get("content", {}).get(EventStream.media_type, {}).get("schema", {})
-                    if "$ref" in schema:
-                        schema.pop("type", None)
+                for status, response in operation.get("responses", {}).items():
+                    _correct(status, response.get("content", {}))
         return app.openapi_schema or build()
 
     return openapi
+
+
+def _correct(status: str, content: dict[str, Any]) -> None:
+    events = content.get(EventStream.media_type)
+    if events is None:
+        return
+    if status.startswith(("4", "5")):
+        content["application/json"] = content.pop(EventStream.media_type)
+    elif "$ref" in events.get("schema", {}):
+        events["schema"].pop("type", None)
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -90,9 +99,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(health.router)
     protected = [Depends(require_api_key)]
     for module in (knowledge_bases, files, search, rebuild, chat, temp_docs, llm_models, server_info, other):
-        app.include_router(module.router, dependencies=protected)
+        app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)
-    app.openapi = _with_event_schemas(app)  # type: ignore[method-assign]  # FastAPI's documented extension point
+    app.openapi = _documented(app)  # type: ignore[method-assign]  # FastAPI's documented extension point
     app.add_middleware(UploadSizeLimit, limit=settings.max_upload_bytes)
     if settings.api.cors_origins:
         app.add_middleware(

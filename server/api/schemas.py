@@ -27,6 +27,25 @@ class Reply(BaseModel, Generic[DataT]):
     data: DataT
 
 
+class ErrorReply(BaseModel):
+    """An error: `code` is the HTTP status, `msg` says what went wrong and what to do (never a stack trace)."""
+
+    code: int = Field(examples=[422])
+    msg: str
+    data: Any = Field(None, description="null, or the per-file failures of an upload or delete")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorReply, "description": description}
+    for status, description in {
+        401: "missing or wrong API key (when api.api_key is set)",
+        404: "no such knowledge base, file, chunk or model",
+        422: "invalid request: which field and why",
+        503: "a vector store, embedding model or LLM endpoint is not reachable",
+    }.items()
+}
+
+
 class KbInfoOut(BaseModel):
     kb_info: str
 
