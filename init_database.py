@@ -18,10 +18,12 @@ from sqlalchemy import make_url
 from tqdm import tqdm
 
 from configs import load_settings
-from server.bootstrap import Services, build_services, configure_logging
+from server.bootstrap import build_services, configure_logging
 from server.errors import ZhikuError
-from server.knowledge_base.files import UpdateOptions
-from server.knowledge_base.rebuild import RebuildProgress, RebuildRequest
+from server.knowledge_base.files import FileService, UpdateOptions
+from server.knowledge_base.maintenance import MaintenanceService
+from server.knowledge_base.rebuild import RebuildProgress, RebuildRequest, RebuildService
+from server.knowledge_base.service import KnowledgeBaseService
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,72 +46,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def target_kbs(services: Services, names: list[str]) -> list[str]:
-    return names or services.maintenance.kb_names()
+class DatabaseTool:
+    """The flags' actions, over the same services the API uses."""
 
+    def __init__(
+        self,
+        kbs: KnowledgeBaseService,
+        files: FileService,
+        rebuild: RebuildService,
+        maintenance: MaintenanceService,
+    ) -> None:
+        self.kbs = kbs
+        self.files = files
+        self.rebuild = rebuild
+        self.maintenance = maintenance
 
-def recreate(services: Services, args: argparse.Namespace) -> dict[str, str]:
-    kbs = services.knowledge_bases
-    failed: dict[str, str] = {}
-    for name in target_kbs(services, args.kb_name):
-        if args.missing and not services.maintenance.needs_build(name):
-            continue
-        if name not in kbs.list_names():
-            kbs.create(name, vs_type=args.vs_type, embed_model=args.embed_model)
-        with tqdm(desc=f"rebuild {name}", unit="file", file=sys.stderr) as bar:
+    def run(self, args: argparse.Namespace) -> dict[str, str]:
+        """Every action the flags ask for, in a fixed order; returns {kb/file: reason} for files left out."""
+        failed: dict[str, str] = {}
+        maintenance = self.maintenance
+        if args.clear_tables:
+            maintenance.clear_registry()
+            print("registry cleared (files on disk are untouched)")
+        if args.recreate_vs:
+            failed.update(self.recreate(args))
+        if args.update_in_db:
+            failed.update(self.revectorize(args.kb_name, maintenance.registered_files))
+        if args.increment:
+            failed.update(self.revectorize(args.kb_name, maintenance.changed_files))
+        if args.prune_db:
+            self.per_kb(args.kb_name, maintenance.prune_db, "forgot")
+        if args.prune_folder:
+            self.per_kb(args.kb_name, maintenance.prune_folder, "deleted")
+        return failed
 
-            def advance(progress: RebuildProgress, bar: tqdm = bar) -> None:
-                bar.total = progress.total
-                bar.set_postfix_str(progress.doc[-40:])
-                bar.update(1)
+    def targets(self, names: list[str]) -> list[str]:
+        return names or self.maintenance.kb_names()
 
-            request = RebuildRequest(args.vs_type, args.embed_model)
-            result = services.rebuild.recreate(name, request, on_progress=advance)
-        failed.update({f"{name}/{file}": reason for file, reason in result.items()})
-    return failed
+    def recreate(self, args: argparse.Namespace) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for name in self.targets(args.kb_name):
+            if args.missing and not self.maintenance.needs_build(name):
+                continue
+            if name not in self.kbs.list_names():
+                self.kbs.create(name, vs_type=args.vs_type, embed_model=args.embed_model)
+            with tqdm(desc=f"rebuild {name}", unit="file", file=sys.stderr) as bar:
 
+                def advance(progress: RebuildProgress, bar: tqdm = bar) -> None:
+                    bar.total = progress.total
+                    bar.set_postfix_str(progress.doc[-40:])
+                    bar.update(1)
 
-def per_kb(services: Services, names: list[str], action: Callable[[str], list[str]], verb: str) -> None:
-    for name in target_kbs(services, names):
-        done = action(name)
-        print(f"{name}: {verb} {len(done)} files" + (f" ({', '.join(done[:5])}...)" if done else ""))
+                request = RebuildRequest(args.vs_type, args.embed_model)
+                result = self.rebuild.recreate(name, request, on_progress=advance)
+            failed.update({f"{name}/{file}": reason for file, reason in result.items()})
+        return failed
 
+    def per_kb(self, names: list[str], action: Callable[[str], list[str]], verb: str) -> None:
+        for name in self.targets(names):
+            done = action(name)
+            print(f"{name}: {verb} {len(done)} files" + (f" ({', '.join(done[:5])}...)" if done else ""))
 
-def revectorize(services: Services, names: list[str], pick: Callable[[str], list[str]]) -> dict[str, str]:
-    failed: dict[str, str] = {}
-    for name in target_kbs(services, names):
-        chosen = pick(name)
-        for file_name in tqdm(chosen, desc=f"vectorize {name}", unit="file", file=sys.stderr):
-            errors = services.files.update(name, [file_name], UpdateOptions())
-            failed.update({f"{name}/{f}": e.message for f, e in errors.items()})
-    return failed
+    def revectorize(self, names: list[str], pick: Callable[[str], list[str]]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for name in self.targets(names):
+            for file_name in tqdm(pick(name), desc=f"vectorize {name}", unit="file", file=sys.stderr):
+                errors = self.files.update(name, [file_name], UpdateOptions())
+                failed.update({f"{name}/{f}": e.message for f, e in errors.items()})
+        return failed
 
-
-def run(services: Services, args: argparse.Namespace) -> dict[str, str]:
-    failed: dict[str, str] = {}
-    maintenance = services.maintenance
-    if args.clear_tables:
-        maintenance.clear_registry()
-        print("registry cleared (files on disk are untouched)")
-    if args.recreate_vs:
-        failed.update(recreate(services, args))
-    if args.update_in_db:
-        failed.update(revectorize(services, args.kb_name, maintenance.registered_files))
-    if args.increment:
-        failed.update(revectorize(services, args.kb_name, maintenance.changed_files))
-    if args.prune_db:
-        per_kb(services, args.kb_name, maintenance.prune_db, "forgot")
-    if args.prune_folder:
-        per_kb(services, args.kb_name, maintenance.prune_folder, "deleted")
-    return failed
-
-
-def summarize(services: Services, failed: dict[str, str], seconds: float, database: str) -> None:
-    for name, reason in failed.items():
-        print(f"  skipped {name}: {reason}", file=sys.stderr)
-    for kb in services.knowledge_bases.list_details():
-        print(f"{kb.name}: {kb.file_count} files, {kb.vs_type}/{kb.embed_model}")
-    print(f"done in {seconds:.1f}s; {len(failed)} files skipped; database {database}")
+    def summarize(self, failed: dict[str, str], seconds: float, database: str) -> None:
+        for name, reason in failed.items():
+            print(f"  skipped {name}: {reason}", file=sys.stderr)
+        for kb in self.kbs.list_details():
+            print(f"{kb.name}: {kb.file_count} files, {kb.vs_type}/{kb.embed_model}")
+        print(f"done in {seconds:.1f}s; {len(failed)} files skipped; database {database}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
+    tool = DatabaseTool(services.knowledge_bases, services.files, services.rebuild, services.maintenance)
     try:
-        failed = run(services, args)
+        failed = tool.run(args)
         database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
-        summarize(services, failed, time.perf_counter() - started, database)
+        tool.summarize(failed, time.perf_counter() - started, database)
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

@@ -34,11 +34,12 @@ import numpy as np
 
 from bench.common import services_with_wrapped_embedders
 from configs import load_settings
-from server.bootstrap import Services
 from server.embeddings.base import Embedder, Vectors
+from server.knowledge_base.files import FileService
 from server.knowledge_base.ingest import SourceFile
 from server.knowledge_base.params import ChunkParams
 from server.knowledge_base.search import SearchQuery, SearchService
+from server.knowledge_base.service import KnowledgeBaseService
 from server.retrieval.modes import SEARCH_MODES, SearchMode
 from server.vectorstores.registry import STORES
 
@@ -81,10 +82,10 @@ def load_dataset(args: argparse.Namespace) -> Dataset:
     return Dataset(corpus, {qid: queries[qid] for qid in kept}, {qid: qrels[qid] for qid in kept})
 
 
-def ingest(services: Services, data: Dataset, params: ChunkParams) -> float:
+def ingest(kbs: KnowledgeBaseService, files: FileService, data: Dataset, params: ChunkParams, work: Path) -> float:
     """Upload every document as `<doc_id>.txt`; returns the seconds it took."""
-    services.knowledge_bases.create(KB)
-    folder = services.storage.staging_dir(KB) / "eval-run"
+    kbs.create(KB)
+    folder = work / "eval-run"
     folder.mkdir(parents=True, exist_ok=True)
     ids = list(data.corpus)
     started = time.perf_counter()
@@ -94,7 +95,7 @@ def ingest(services: Services, data: Dataset, params: ChunkParams) -> float:
             path = folder / f"{doc_id}.txt"
             path.write_text(data.corpus[doc_id], encoding="utf-8")
             staged.append(SourceFile(path, path.name))
-        failed = services.files.ingest(KB, staged, params)
+        failed = files.ingest(KB, staged, params)
         if failed:
             raise SystemExit(f"ingest failed for {sorted(failed)[:5]}: {next(iter(failed.values())).message}")
         done = min(start + UPLOAD_BATCH, len(ids))
@@ -246,7 +247,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     try:
         kbs = services.search
         known = services.knowledge_bases.list_names()
-        seconds = 0.0 if KB in known else ingest(services, data, ChunkParams(args.chunk_size, args.chunk_overlap))
+        params = ChunkParams(args.chunk_size, args.chunk_overlap)
+        staging = services.storage.staging_dir(KB)
+        seconds = 0.0 if KB in known else ingest(services.knowledge_bases, services.files, data, params, staging)
         if any(mode != "keyword" for mode in modes):
             for cache in caches:
                 cache.prime(list(data.queries.values()))

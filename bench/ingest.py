@@ -22,11 +22,12 @@ from sqlalchemy import select
 
 from bench.common import SHARED, postgres, services_with_wrapped_embedders, write_config
 from configs import Settings, load_settings
-from server.bootstrap import Services
 from server.db.models import Chunk
 from server.embeddings.base import Embedder, Vectors
+from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import SourceFile
 from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.storage import KbStorage
 from server.vectorstores.registry import STORES
 
 
@@ -98,7 +99,7 @@ def measure(args: argparse.Namespace, settings: Settings) -> None:
         failed = services.files.ingest("bench", staged, ChunkParams(250, 50))
         total = time.perf_counter() - started
         in_model = sum(timer.seconds for timer in timers) - in_model
-        texts = all_chunk_texts(services, "bench")
+        texts = all_chunk_texts(services.catalog, services.storage, "bench")
         started = time.perf_counter()
         services.embeddings.embed_documents(args.embed_model, texts)
         floor = time.perf_counter() - started
@@ -115,11 +116,11 @@ def measure(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def all_chunk_texts(services: Services, kb_name: str) -> list[str]:
-    kb = services.catalog.require(kb_name)
-    with services.catalog.session() as session:
+def all_chunk_texts(catalog: KbCatalog, storage: KbStorage, kb_name: str) -> list[str]:
+    kb = catalog.require(kb_name)
+    with catalog.session() as session:
         ids = list(session.scalars(select(Chunk.vs_id).where(Chunk.kb_id == kb.id).order_by(Chunk.id)))
-    return [chunk.text for chunk in services.storage.store(kb).get(ids)]
+    return [chunk.text for chunk in storage.store(kb).get(ids)]
 
 
 if __name__ == "__main__":

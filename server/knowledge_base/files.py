@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,13 @@ from server.knowledge_base.writer import KbWriter
 class UploadOptions:
     override: bool = False
     to_vector_store: bool = True
-    chunking: Chunking = Chunking()
+    chunking: Chunking = field(default_factory=Chunking)
     docs: str | dict[str, Any] | None = None  # custom chunks, as JSON text or an object (parse_custom_docs)
 
 
 @dataclass(frozen=True)
 class UpdateOptions:
-    chunking: Chunking = Chunking()
+    chunking: Chunking = field(default_factory=Chunking)
     override_custom_docs: bool = False  # re-parse files whose chunks were written by hand, too
     docs: str | dict[str, Any] | None = None  # custom chunks, as JSON text or an object (parse_custom_docs)
 
@@ -150,21 +150,28 @@ class FileService:
         custom = parse_custom_docs(options.docs)
         kb = self._catalog.require(kb_name)
         names, failed = _validated(file_names)
-        items = []
-        for name in names:
-            path = self._storage.content_file(kb_name, name)
-            if name not in custom:
-                if not options.override_custom_docs and self._catalog.has_custom_docs(kb, name):
-                    continue  # hand-edited chunks survive unless override_custom_docs says otherwise
-                if not path.is_file():
-                    failed[name] = FileNotInKnowledgeBase(f"{name} is not in the content folder of {kb_name!r}")
-                    continue
-            items.append(SourceFile(path, name))
+        items = self._to_update(kb, names, custom, options.override_custom_docs, failed)
         prepared, prepare_failed = self._preparer.prepare(items, params, custom)
         failed.update(prepare_failed)
         self._preparer.embed(kb.embed_model, prepared)
         failed.update(self._writer.commit(kb_name, prepared, move=False))
         return failed
+
+    def _to_update(
+        self, kb: KnowledgeBase, names: list[str], custom: CustomDocs, override_custom: bool, failed: Failures
+    ) -> list[SourceFile]:
+        """The files to re-parse; a file missing from the folder is added to `failed`."""
+        items = []
+        for name in names:
+            path = self._storage.content_file(kb.name, name)
+            if name not in custom:
+                if not override_custom and self._catalog.has_custom_docs(kb, name):
+                    continue  # hand-edited chunks survive unless override_custom_docs says otherwise
+                if not path.is_file():
+                    failed[name] = FileNotInKnowledgeBase(f"{name} is not in the content folder of {kb.name!r}")
+                    continue
+            items.append(SourceFile(path, name))
+        return items
 
     def _ingest(
         self,

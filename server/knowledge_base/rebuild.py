@@ -53,7 +53,7 @@ class RebuildDone:
 class RebuildRequest:
     vs_type: str | None = None  # None: keep the KB's store type
     embed_model: str | None = None  # None: keep the KB's embedding model
-    chunking: Chunking = Chunking()
+    chunking: Chunking = field(default_factory=Chunking)
     allow_empty_kb: bool = True
 
 
