@@ -133,6 +133,13 @@ class LlmWorkerSettings(_Section):
     port: int = Field(20000, ge=1, le=65535)
 
 
+class CrashTestSettings(_Section):
+    """Fault injection for the crash tests (tests/test_crash_recovery.py): leave it empty."""
+
+    pause_at: list[str] = Field(default_factory=list, description="write-path points where a request stops")
+    marker_dir: Path | None = Field(None, description="where a stopped request leaves a file named after the point")
+
+
 class WebUiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8501, ge=1, le=65535)
@@ -164,10 +171,20 @@ class Settings(BaseSettings):
     default_llm: str | None = None
     llm_worker: LlmWorkerSettings = Field(default_factory=LlmWorkerSettings)
     webui: WebUiSettings = Field(default_factory=WebUiSettings)
+    crash_test: CrashTestSettings = Field(default_factory=CrashTestSettings)
     embed_models: dict[str, EmbedModelConfig] = Field(default_factory=_default_embed_models)
 
     @field_validator(
-        "api", "kb", "reranker", "vector_stores", "embed_models", "llm_models", "llm_worker", "webui", mode="before"
+        "api",
+        "kb",
+        "reranker",
+        "vector_stores",
+        "embed_models",
+        "llm_models",
+        "llm_worker",
+        "webui",
+        "crash_test",
+        mode="before",
     )
     @classmethod
     def _empty_section(cls, value: Any, info: ValidationInfo) -> Any:

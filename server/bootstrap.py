@@ -22,11 +22,16 @@ from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
 from server.knowledge_base.ingest import FilePreparer
+from server.knowledge_base.journal import WriteJournal
 from server.knowledge_base.keywords import KeywordIndexes
+from server.knowledge_base.lease import WriterLease
+from server.knowledge_base.lifecycle import KbLifecycle
 from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.maintenance import MaintenanceService
 from server.knowledge_base.params import KbDefaults
+from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.rebuild import RebuildService
+from server.knowledge_base.recovery import Recovery, RecoveryReport
 from server.knowledge_base.search import SearchService
 from server.knowledge_base.service import KnowledgeBaseService
 from server.knowledge_base.storage import KbStorage
@@ -48,6 +53,22 @@ def configure_logging(level: str) -> None:
 
 
 @dataclass
+class KbCore:
+    """The knowledge-base parts every service shares: the registry, the disk layout and stores, the locks and the
+    journaled write path. Built once by `build_services`."""
+
+    catalog: KbCatalog
+    storage: KbStorage
+    keywords: KeywordIndexes
+    locks: KbLocks
+    writer: KbWriter
+    lifecycle: KbLifecycle
+    probes: CrashProbes
+    lease: WriterLease
+    recovery: RecoveryReport
+
+
+@dataclass
 class Services:
     """Every service, built once per process; routes, the CLI and tests take the one they need."""
 
@@ -63,23 +84,31 @@ class Services:
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
     server_configs: ServerConfigs
-    catalog: KbCatalog
-    storage: KbStorage
+    core: KbCore
     _searcher: Searcher
     _llm_client: LlmClient
     _pg_uri: str | None
+
+    @property
+    def catalog(self) -> KbCatalog:
+        return self.core.catalog
+
+    @property
+    def storage(self) -> KbStorage:
+        return self.core.storage
 
     async def aclose(self) -> None:
         await self._llm_client.aclose()
         self.close()
 
     def close(self) -> None:
-        """Stop the search threads, flush and close the open stores, release database pools."""
+        """Stop the search threads, flush and close the open stores, release database pools and the lease."""
         self._searcher.close()
-        self.storage.close()
+        self.core.storage.close()
         if self._pg_uri:
             dispose_engine(self._pg_uri)  # the pgvector stores share one pool per server
-        self.catalog.engine.dispose()
+        self.core.catalog.engine.dispose()
+        self.core.lease.release()
 
 
 def kb_defaults(settings: Settings) -> KbDefaults:
@@ -96,16 +125,30 @@ def kb_defaults(settings: Settings) -> KbDefaults:
     )
 
 
-def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = None) -> Services:
-    """Open the registry (creating or upgrading its tables) and wire every service on top of it."""
+def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
+    """Open the registry (creating or upgrading its tables), take this process's writer lease, and recover what a
+    crash interrupted before anything is served."""
     catalog = _open_catalog(settings)
-    embeddings = embeddings or EmbeddingPool(settings.embed_models)
     options = settings.store_options()
     stores = StoreCache(capacity=settings.kb.loaded_stores, options=options)
     storage = KbStorage(settings.data_dir, embeddings=embeddings, stores=stores, store_options=options)
     locks = KbLocks()
     keywords = KeywordIndexes(catalog, storage, locks)
-    writer = KbWriter(catalog, storage, keywords, locks)
+    lease = WriterLease(settings.data_dir)
+    lease.acquire()
+    journal = WriteJournal(catalog, lease.id)
+    probes = CrashProbes(settings.crash_test.pause_at, settings.crash_test.marker_dir)
+    writer = KbWriter(catalog, storage, keywords, locks, journal, probes)
+    lifecycle = KbLifecycle(catalog, storage, keywords, locks, journal, probes)
+    report = Recovery(catalog, storage, journal, writer, lifecycle, lease).run()
+    return KbCore(catalog, storage, keywords, locks, writer, lifecycle, probes, lease, report)
+
+
+def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = None) -> Services:
+    """Every service, wired on one KbCore."""
+    embeddings = embeddings or EmbeddingPool(settings.embed_models)
+    core = build_kb_core(settings, embeddings)
+    catalog, storage, keywords = core.catalog, core.storage, core.keywords
     preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers)
     defaults = kb_defaults(settings)
     searcher = Searcher(reranker=_reranker(settings))
@@ -115,14 +158,18 @@ def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = Non
     registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     conversations = ConversationStore(catalog.sessions)
-    pg = options.get("pg")
+    pg = settings.store_options().get("pg")
     return Services(
-        knowledge_bases=KnowledgeBaseService(catalog, storage, keywords, locks, embeddings, defaults),
-        files=FileService(catalog, storage, preparer, writer, defaults, max_upload_bytes=settings.max_upload_bytes),
-        chunks=ChunkService(catalog, embeddings, writer),
+        knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
+        files=FileService(
+            catalog, storage, preparer, core.writer, defaults, max_upload_bytes=settings.max_upload_bytes
+        ),
+        chunks=ChunkService(catalog, embeddings, core.writer),
         search=search,
-        rebuild=RebuildService(catalog, storage, keywords, preparer, writer, locks, embeddings, defaults),
-        maintenance=MaintenanceService(catalog, storage, writer),
+        rebuild=RebuildService(
+            catalog, storage, keywords, preparer, core.lifecycle, core.locks, embeddings, defaults, core.probes
+        ),
+        maintenance=MaintenanceService(catalog, storage, core.writer),
         embeddings=embeddings,
         chat=ChatService(
             registry=registry, client=client, prompts=prompts, conversations=conversations, search=search, temp=temp
@@ -131,8 +178,7 @@ def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = Non
         temp_knowledge=temp,
         prompts=prompts,
         server_configs=server_configs(settings, prompts),
-        catalog=catalog,
-        storage=storage,
+        core=core,
         _searcher=searcher,
         _llm_client=client,
         _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,

@@ -120,8 +120,13 @@ def test_keyword_index_follows_deletes_overrides_and_chunk_edits(kb: TestClient)
     ]
 
 
+def _index_file(tmp_path: Any) -> Any:
+    [index] = (tmp_path / "data" / "docs").glob("keyword_index.*.db")  # keyword_index.<collection>.db
+    return index
+
+
 def test_missing_index_is_built_from_the_store_on_first_keyword_search(kb: TestClient, tmp_path: Any) -> None:
-    index = tmp_path / "data" / "docs" / "keyword_index.db"
+    index = _index_file(tmp_path)
     index.unlink()
     add_docs(kb, "docs", {"extra.txt": "长城在北京"})  # writes leave a missing index alone
     assert not index.exists()
@@ -132,7 +137,7 @@ def test_missing_index_is_built_from_the_store_on_first_keyword_search(kb: TestC
 def test_an_outdated_index_is_dropped_by_writes_and_rebuilt_by_search(kb: TestClient, tmp_path: Any) -> None:
     import sqlite3
 
-    index = tmp_path / "data" / "docs" / "keyword_index.db"
+    index = _index_file(tmp_path)
     with sqlite3.connect(index) as conn:
         conn.execute("PRAGMA user_version = 1")  # as written before English stemming
     add_docs(kb, "docs", {"extra.txt": "Rivers flowing north"})

@@ -88,6 +88,26 @@ class Chunk(Base):
     file: Mapped[KnowledgeFile] = relationship(back_populates="chunks")
 
 
+class PendingWrite(Base):
+    """A write to a knowledge base that has begun and not yet finished (the write journal).
+
+    `state` "pending": the registry does not show it yet, so recovery undoes it; "committed": the registry shows it,
+    so recovery finishes what follows (dropping replaced chunks, moving files). `owner` is the writer lease of the
+    process doing it; `payload` holds what recovery needs (chunk ids, store locations, staged files).
+    Not tied to the knowledge_base row by a foreign key: the deletion of a knowledge base is journaled too.
+    """
+
+    __tablename__ = "pending_write"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kb_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
 class Conversation(Base):
     """A chat session; its messages are kept so a conversation_id brings back its history."""
 

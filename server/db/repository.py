@@ -49,9 +49,13 @@ def list_kbs(session: Session) -> list[KnowledgeBase]:
     return list(session.scalars(select(KnowledgeBase).order_by(KnowledgeBase.name)))
 
 
-def add_kb(session: Session, *, name: str, info: str, vs_type: str, embed_model: str) -> KnowledgeBase:
+def require_no_kb(session: Session, name: str) -> None:
     if get_kb(session, name) is not None:
         raise KnowledgeBaseExists(f"knowledge base {name!r} already exists; pick another name or delete it first")
+
+
+def add_kb(session: Session, *, name: str, info: str, vs_type: str, embed_model: str) -> KnowledgeBase:
+    require_no_kb(session, name)
     kb = KnowledgeBase(name=name, info=info, vs_type=vs_type, embed_model=embed_model)
     session.add(kb)
     session.flush()

@@ -1,4 +1,13 @@
-"""Validated names and the on-disk layout: <data_dir>/<kb>/content/<file> and <data_dir>/<kb>/vector_store/<model>/."""
+"""Validated names and the on-disk layout of a knowledge base:
+
+    <data_dir>/<kb>/content/<file>                              the files, as uploaded
+    <data_dir>/<kb>/vector_store/<model>/<collection>/          vectors kept in files (FAISS)
+    <data_dir>/<kb>/keyword_index.<collection>.db               the keyword index
+    <data_dir>/<kb>/.staging/<lease>-<uuid>/                     uploads being ingested
+
+The registry's collection name is part of the vector and keyword paths, so a rebuild writes beside the live
+files and the switch is the registry's commit alone.
+"""
 
 from __future__ import annotations
 
@@ -68,8 +77,22 @@ def staging_dir(data_dir: Path, kb_name: str) -> Path:
     return kb_dir(data_dir, kb_name) / ".staging"
 
 
-def vector_dir(data_dir: Path, kb_name: str, embed_model: str) -> Path:
-    return kb_dir(data_dir, kb_name) / "vector_store" / embed_model.replace("/", "--")
+def vector_root(data_dir: Path, kb_name: str) -> Path:
+    return kb_dir(data_dir, kb_name) / "vector_store"
+
+
+def model_dir(data_dir: Path, kb_name: str, embed_model: str) -> Path:
+    """Where the vectors of one embedding model live; before collections were part of the layout, a FAISS file sat
+    directly in this folder."""
+    return vector_root(data_dir, kb_name) / embed_model.replace("/", "--")
+
+
+def vector_dir(data_dir: Path, kb_name: str, embed_model: str, collection: str) -> Path:
+    return model_dir(data_dir, kb_name, embed_model) / collection
+
+
+def keyword_file(data_dir: Path, kb_name: str, collection: str) -> Path:
+    return kb_dir(data_dir, kb_name) / f"keyword_index.{collection}.db"
 
 
 def content_file(data_dir: Path, kb_name: str, file_name: str) -> Path:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.db.models import KnowledgeBase, new_collection_name
+from server.db.models import KnowledgeBase
 from server.embeddings import EmbeddingPool
 from server.errors import InvalidInput, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
@@ -22,9 +21,10 @@ from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
 from server.knowledge_base.storage import KbStorage
-from server.knowledge_base.writer import KbWriter
-from server.retrieval.keyword_index import KeywordIndex
+from server.knowledge_base.lifecycle import KbLifecycle
+from server.knowledge_base.probes import CrashProbes
 from server.vectorstores.base import VectorStore
+from server.vectorstores.registry import StoreSpec
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +74,21 @@ class RebuildService:
         storage: KbStorage,
         keywords: KeywordIndexes,
         preparer: FilePreparer,
-        writer: KbWriter,
+        lifecycle: KbLifecycle,
         locks: KbLocks,
         embeddings: EmbeddingPool,
         defaults: KbDefaults,
+        probes: CrashProbes,
     ) -> None:
         self._catalog = catalog
         self._storage = storage
         self._keywords = keywords
         self._preparer = preparer
-        self._writer = writer
+        self._lifecycle = lifecycle
         self._locks = locks
         self._embeddings = embeddings
         self._defaults = defaults
+        self._probes = probes
 
     def recreate(
         self,
@@ -105,30 +107,31 @@ class RebuildService:
             custom = self._custom_files(kb)
             if not names and not custom and not request.allow_empty_kb:
                 raise InvalidInput(f"knowledge base {kb_name!r} has no files to rebuild from (allow_empty_kb=false)")
-            building = self._storage.vector_dir(kb_name, model).with_name(f".building-{uuid.uuid4().hex[:8]}")
-            spec = self._storage.spec(
-                kb,
-                vs_type=request.vs_type or kb.vs_type,
-                embed_model=model,
-                directory=building,
-                collection=new_collection_name(),
-            )
+            spec, entry = self._lifecycle.rebuild_target(kb, request.vs_type or kb.vs_type, model)
+            self._probes.reached("rebuild:journaled")
             build = _Build(kb, self._storage.open(spec), model, params, on_progress)
-            keywords = self._keywords.building(kb_name)
             try:
-                build.store.create()
-                done = self._fill(build, names, custom)
-                build.store.flush()
-                build.store.close()
-                _fill_keywords(keywords, done)
-                self._writer.switch(kb, spec, done, keywords)
+                done = self._build(build, spec, names, custom)
             except BaseException:
                 build.store.close()
-                build.store.drop()
-                keywords.drop()
+                self._lifecycle.abandon_rebuild(entry, spec)
                 raise
+            self._lifecycle.switch(kb, spec, done, entry)
         log.info("rebuilt %s: %d files into %s/%s", kb.name, len(done), spec.vs_type, spec.embed_model)
         return build.failed
+
+    def _build(self, build: _Build, spec: StoreSpec, names: list[str], custom: dict[str, list[dict[str, Any]]]) -> Built:
+        """Fill the new store and keyword index (closed when this returns)."""
+        build.store.create()
+        done = self._fill(build, names, custom)
+        build.store.flush()
+        build.store.close()
+        keywords = self._keywords.index(spec.kb_name, spec.collection)
+        keywords.create()
+        for prepared, ids in done:
+            keywords.add(ids, prepared.texts)
+        self._probes.reached("rebuild:built")
+        return done
 
     def stream(self, kb_name: str, request: RebuildRequest | None = None) -> Iterator[RebuildProgress | RebuildDone]:
         """The rebuild's progress as it happens, then one RebuildDone; raises KnowledgeBaseNotFound first.
@@ -188,7 +191,3 @@ def _drain(events: queue.Queue[Any]) -> Iterator[RebuildProgress | RebuildDone]:
         yield event
 
 
-def _fill_keywords(keywords: KeywordIndex, done: Built) -> None:
-    keywords.create()
-    for prepared, ids in done:
-        keywords.add(ids, prepared.texts)

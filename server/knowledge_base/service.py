@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,15 +12,12 @@ from server.db.models import KnowledgeBase, iso_utc
 from server.embeddings import EmbeddingPool
 from server.errors import FileNotInKnowledgeBase
 from server.knowledge_base.catalog import KbCatalog
-from server.knowledge_base.keywords import KeywordIndexes
-from server.knowledge_base.locks import KbLocks
+from server.knowledge_base.lifecycle import KbLifecycle, NewKb
 from server.knowledge_base.params import KbDefaults
 from server.knowledge_base.paths import validate_kb_name
 from server.knowledge_base.storage import KbStorage
 from server.retrieval.modes import KbSearchMode, check_mode
 from server.vectorstores.registry import STORES
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,15 +39,13 @@ class KnowledgeBaseService:
         self,
         catalog: KbCatalog,
         storage: KbStorage,
-        keywords: KeywordIndexes,
-        locks: KbLocks,
+        lifecycle: KbLifecycle,
         embeddings: EmbeddingPool,
         defaults: KbDefaults,
     ) -> None:
         self._catalog = catalog
         self._storage = storage
-        self._keywords = keywords
-        self._locks = locks
+        self._lifecycle = lifecycle
         self._embeddings = embeddings
         self._defaults = defaults
 
@@ -82,29 +75,12 @@ class KnowledgeBaseService:
         vs_type = STORES.check_kb_type(vs_type or self._defaults.vs_type)
         embed_model = embed_model or self._defaults.embed_model
         self._embeddings.get(embed_model)  # raises UnknownEmbeddingModel with the configured names
-        with self._locks(name), self._catalog.session() as session:
-            kb = repo.add_kb(session, name=name, info=info, vs_type=vs_type, embed_model=embed_model)
-            kb.search_mode = search_mode
-            # The store is created inside the transaction: if it fails, no registry row is left behind.
-            store = self._storage.open(self._storage.spec(kb))
-            try:
-                store.create()
-            finally:
-                store.close()
-            (self._storage.kb_dir(name) / "content").mkdir(parents=True, exist_ok=True)
-            self._keywords.index(name).create()
-            return _summary(session, kb)
+        self._lifecycle.create(NewKb(name, info, vs_type, embed_model, search_mode))
+        return self.describe(name)
 
     def delete(self, name: str) -> None:
         validate_kb_name(name)
-        with self._locks(name):
-            kb = self._catalog.require(name)
-            self._storage.evict(kb.name)
-            self._storage.open(self._storage.spec(kb)).drop()
-            with self._catalog.session() as session:
-                repo.delete_kb(session, repo.require_kb(session, name))
-            shutil.rmtree(self._storage.kb_dir(name), ignore_errors=True)
-        log.info("deleted knowledge base %s", name)
+        self._lifecycle.drop(name)
 
     def set_search_mode(self, name: str, search_mode: KbSearchMode | str) -> str:
         """Set the KB's default search mode; "" falls back to the global kb.search_mode."""

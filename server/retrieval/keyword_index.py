@@ -6,7 +6,7 @@ sub-words), everything else into lower-cased letter/digit words, English stop wo
 and FTS5's `unicode61` tokenizer only splits them again on the spaces. Queries are segmented the same way and
 every token is quoted, so user text never reaches FTS5 as query syntax.
 
-The file lives at `<data_dir>/<kb>/keyword_index.db` and is written incrementally by the KB's write paths;
+The file lives at `<data_dir>/<kb>/keyword_index.<collection>.db` and is written incrementally by the KB's writer;
 every call opens its own short-lived connection, so a file swapped in with `os.replace` is seen by the next call.
 The file records the tokenizer version it was written with (SQLite's user_version); a file from an older
 tokenizer is rebuilt rather than mixed with new tokens (see `sync.ensure_keyword_index`).
@@ -28,7 +28,6 @@ from typing import Any
 
 from server.retrieval.english import english_token
 
-KEYWORD_INDEX_FILE = "keyword_index.db"
 TOKENIZER_VERSION = 2  # 1: no stemming; 2: English stop words and Snowball stems
 BM25_HALF_SCORE = 5.0  # the BM25 value that maps to a score of 0.5: score = bm25 / (bm25 + BM25_HALF_SCORE)
 
@@ -108,10 +107,6 @@ def _term_counts(bodies: Iterable[str]) -> Counter[str]:
     for body in bodies:
         counts.update(set(body.split()))
     return counts
-
-
-def keyword_index_path(kb_folder: Path) -> Path:
-    return kb_folder / KEYWORD_INDEX_FILE
 
 
 class KeywordIndex:
@@ -221,3 +216,11 @@ class KeywordIndex:
 
     def drop(self) -> None:
         self.path.unlink(missing_ok=True)
+        self.path.with_name(self.path.name + "-journal").unlink(missing_ok=True)
+
+    def ids(self) -> list[str]:
+        """Every chunk id in the index (for consistency checks)."""
+        if not self.exists():
+            return []
+        with self._connect() as conn:
+            return [row[0] for row in conn.execute("SELECT chunk_id FROM chunk_ids")]
