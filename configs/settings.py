@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from server.embeddings.config import EmbedModelConfig
 from server.errors import ConfigError
+from server.loaders.limits import LoadLimits
 from server.retrieval.modes import SearchMode
 from server.vectorstores.registry import STORES, StoreOptions
 
@@ -77,6 +78,33 @@ class KbSettings(_Section):
                 f"kb.chunk_overlap ({self.chunk_overlap}) must be smaller than kb.chunk_size ({self.chunk_size})"
             )
         return self
+
+
+class LimitsSettings(_Section):
+    """How much work one request or file may cause; over a limit, it is refused with a 413 or 422 that says which."""
+
+    max_unzipped_mb: float = Field(256, gt=0, description="a docx/pptx/xlsx/epub unpacked, all its parts together")
+    max_zip_members: int = Field(10_000, gt=0, description="parts inside one docx/pptx/xlsx/epub")
+    max_zip_ratio: float = Field(
+        100, gt=1, description="a part over 10 MB unpacking to more than this many times its packed size: a zip bomb"
+    )
+    max_chars_per_file: int = Field(10_000_000, gt=0, description="text extracted from one file")
+    max_chunks_per_file: int = Field(50_000, gt=0)
+    max_rows_per_sheet: int = Field(100_000, gt=0, description="rows of one spreadsheet sheet or CSV/JSONL file")
+    parse_timeout_s: float = Field(300, gt=0, description="parsing one file")
+    max_query_chars: int = Field(1000, gt=0, description="a search query (also KB and file chat questions)")
+    max_embed_chars: int = Field(10_000, gt=0, description="one text of /other/embed_texts, /v1/embeddings or a chunk")
+    max_embed_total_chars: int = Field(200_000, gt=0, description="all texts of one embedding request")
+
+    def load_limits(self) -> LoadLimits:
+        return LoadLimits(
+            max_unzipped_bytes=int(self.max_unzipped_mb * 1024 * 1024),
+            max_zip_members=self.max_zip_members,
+            max_zip_ratio=self.max_zip_ratio,
+            max_chars=self.max_chars_per_file,
+            max_rows=self.max_rows_per_sheet,
+            timeout_s=self.parse_timeout_s,
+        )
 
 
 class RerankerSettings(_Section):
@@ -165,6 +193,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api: ApiSettings = Field(default_factory=ApiSettings)
     kb: KbSettings = Field(default_factory=KbSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     llm_models: dict[str, LlmModelConfig] = Field(default_factory=dict)
@@ -177,6 +206,7 @@ class Settings(BaseSettings):
     @field_validator(
         "api",
         "kb",
+        "limits",
         "reranker",
         "vector_stores",
         "embed_models",

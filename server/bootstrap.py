@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 from configs import Settings
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
@@ -18,10 +20,11 @@ from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
 from server.db.engine import make_engine, make_session_factory
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
+from server.embeddings.pool import EmbedLimits
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
-from server.knowledge_base.ingest import FilePreparer
+from server.knowledge_base.ingest import FilePreparer, IngestLimits
 from server.knowledge_base.journal import WriteJournal
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.lease import WriterLease
@@ -43,7 +46,7 @@ from server.retrieval.search import Searcher
 from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.pg_engine import dispose_engine
-from server.vectorstores.registry import STORES, PgOptions
+from server.vectorstores.registry import STORES, MilvusOptions, PgOptions
 
 PROMPT_TEMPLATES_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompt_templates.yaml"
 
@@ -122,7 +125,26 @@ def kb_defaults(settings: Settings) -> KbDefaults:
         top_k=kb.top_k,
         score_threshold=kb.score_threshold,
         search_mode=kb.search_mode,
+        max_query_chars=settings.limits.max_query_chars,
     )
+
+
+def reserved_names(settings: Settings) -> frozenset[str]:
+    """Names in the data dir that are not knowledge bases: the SQLite registry with its companions, Milvus Lite."""
+    names = {".writers"}
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        registry = Path(url.database)
+        names |= {registry.name + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+    milvus = settings.store_options().get("milvus")
+    if isinstance(milvus, MilvusOptions) and "://" not in milvus.uri:
+        names.add(Path(milvus.uri).name)
+    return frozenset(names)
+
+
+def embed_limits(settings: Settings) -> EmbedLimits:
+    limits = settings.limits
+    return EmbedLimits(limits.max_embed_chars, limits.max_embed_total_chars, limits.max_query_chars)
 
 
 def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
@@ -131,7 +153,13 @@ def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
     catalog = _open_catalog(settings)
     options = settings.store_options()
     stores = StoreCache(capacity=settings.kb.loaded_stores, options=options)
-    storage = KbStorage(settings.data_dir, embeddings=embeddings, stores=stores, store_options=options)
+    storage = KbStorage(
+        settings.data_dir,
+        embeddings=embeddings,
+        stores=stores,
+        store_options=options,
+        reserved=reserved_names(settings),
+    )
     locks = KbLocks()
     keywords = KeywordIndexes(catalog, storage, locks)
     lease = WriterLease(settings.data_dir)
@@ -146,10 +174,12 @@ def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
 
 def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = None) -> Services:
     """Every service, wired on one KbCore."""
-    embeddings = embeddings or EmbeddingPool(settings.embed_models)
+    limits = settings.limits
+    embeddings = embeddings or EmbeddingPool(settings.embed_models, limits=embed_limits(settings))
     core = build_kb_core(settings, embeddings)
     catalog, storage, keywords = core.catalog, core.storage, core.keywords
-    preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers)
+    ingest_limits = IngestLimits(limits.load_limits(), limits.max_chunks_per_file, limits.max_embed_chars)
+    preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers, limits=ingest_limits)
     defaults = kb_defaults(settings)
     searcher = Searcher(reranker=_reranker(settings))
     search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)

@@ -42,6 +42,10 @@ class FileNotInKnowledgeBase(ZhikuError):
     status_code = 404
 
 
+class LinkInContent(FileNotInKnowledgeBase):
+    """A path of a content folder goes through a symbolic link: as far as Zhiku is concerned, no file is there."""
+
+
 class DuplicateFile(ZhikuError):
     status_code = 409
 

@@ -175,7 +175,7 @@ def test_a_damaged_file_raises_store_corrupted(store: FaissStore, tmp_path: Path
     damage(store.path)
     with pytest.raises(StoreCorrupted) as caught:
         _reopen(tmp_path)
-    assert str(store.path) in caught.value.message
+    assert "'samples'" in caught.value.message and str(tmp_path) not in caught.value.message  # no path in answers
     assert "python init_database.py --recreate-vs -n samples" in caught.value.message
 
 

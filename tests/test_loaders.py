@@ -379,9 +379,10 @@ def test_legacy_doc_matches_its_docx(path: Path) -> None:
 @pytest.mark.skipif(shutil.which("antiword") is None, reason="antiword is not installed")
 def test_antiword_fallback_converts() -> None:
     from server.loaders.legacy_doc import _convert
+    from server.loaders.limits import Budget
 
     path = SAMPLES / "zh-docx" / "行标编制说明（核电厂定期安全审查 第1部分：通用要求）.doc"
-    assert "核电厂" in _convert(path, path.name, "test")
+    assert "核电厂" in _convert(path, path.name, "test", Budget(None, path.name))
 
 
 def test_doc_that_is_really_html(tmp_path: Path) -> None:

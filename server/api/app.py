@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from configs import Settings
 from server import __version__
-from server.api.deps import require_api_key
-from server.api.envelope import Envelope, install_error_handlers
+from server.api.deps import bearer_scheme
+from server.api.envelope import install_error_handlers
+from server.api.guards import ApiKeyGuard, BodyLimit, HidePaths
 from server.api.routes import (
     chat,
     files,
@@ -30,24 +32,6 @@ from server.api.routes import (
 from server.api.schemas import ERROR_RESPONSES
 from server.api.sse import EventStream
 from server.bootstrap import Services, build_services
-
-
-class UploadSizeLimit:
-    """Refuses a request whose declared body is over the limit before any of it is read."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                megabytes = self.limit // (1024 * 1024)
-                message = f"request body exceeds {megabytes} MB (api.max_upload_mb); send fewer or smaller files"
-                await Envelope(None, message, 413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _documented(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -76,6 +60,16 @@ def _correct(status: str, content: dict[str, Any]) -> None:
         events["schema"].pop("type", None)
 
 
+def hidden_roots(settings: Settings) -> dict[str, str]:
+    """Folders error answers must not show, with what they show instead."""
+    data_dir = settings.data_dir
+    roots = {str(data_dir.resolve()): "<data_dir>", str(data_dir.absolute()): "<data_dir>"}
+    roots[str(Path(tempfile.gettempdir()).resolve())] = "<tmp>"
+    roots[str(Path(__file__).resolve().parents[2])] = "<app>"
+    roots[str(Path.home())] = "<home>"
+    return roots
+
+
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """Build the app; its services (registry, embeddings, stores, chat) are built at start-up unless given."""
 
@@ -94,15 +88,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         lifespan=lifespan,
     )
     api_key = settings.api.api_key
-    app.state.api_key = api_key.get_secret_value() if api_key else None
     install_error_handlers(app)
     app.include_router(health.router)
-    protected = [Depends(require_api_key)]
+    protected = [Depends(bearer_scheme)]
     for module in (knowledge_bases, files, search, rebuild, chat, temp_docs, llm_models, server_info, other):
         app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)
     app.openapi = _documented(app)  # type: ignore[method-assign]  # FastAPI's documented extension point
-    app.add_middleware(UploadSizeLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(HidePaths, roots=hidden_roots(settings))
+    app.add_middleware(ApiKeyGuard, key=api_key.get_secret_value() if api_key else None)  # outside: first to answer
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["*"], allow_headers=["*"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +13,6 @@ from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.embeddings import EmbeddingPool
-from server.errors import Unauthorized
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
 from server.knowledge_base.rebuild import RebuildService
@@ -90,11 +88,6 @@ Configs = Annotated[ServerConfigs, Depends(_server_configs)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_api_key(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    expected: str | None = request.app.state.api_key
-    if expected is None:
-        return
-    if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise Unauthorized("missing or wrong API key: send the header 'Authorization: Bearer <api.api_key>'")
+def bearer_scheme(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Declares the Bearer scheme for /docs ("Authorize"); server.api.guards.ApiKeyGuard enforces it, before a
+    request's body is read."""

@@ -33,6 +33,12 @@ class Envelope(JSONResponse):
         return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def openai_error(status: int, message: str, kind: str) -> JSONResponse:
+    """Our envelope plus {"error": {"message", "type", "code"}}, which OpenAI clients show (the /v1 routes)."""
+    error = {"message": message, "type": kind, "code": status}
+    return JSONResponse({"code": status, "msg": message, "data": None, "error": error}, status_code=status)
+
+
 def failures_response(failed: Mapping[str, ZhikuError], total: int, ok_msg: str) -> Envelope:
     """200 when at least one file succeeded (or none were sent); otherwise the first failure's status."""
     data = {"failed_files": {name: error.message for name, error in failed.items()}}

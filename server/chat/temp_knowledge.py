@@ -85,6 +85,7 @@ class TempKnowledgeStore:
         """The chunks closest to `query`; top_k and score_threshold default to the settings' kb values."""
         top_k, score_threshold = self._defaults.search_limits(top_k, score_threshold)
         check_search_params(top_k, score_threshold)
+        self._defaults.check_query(query)
         store = self._get(knowledge_id).store
         vector = self._embeddings.embed_query(self.embed_model, query)
         hits = store.search(vector, top_k, score_threshold)

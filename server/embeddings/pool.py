@@ -5,13 +5,23 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from server.embeddings.base import Embedder, Vectors
 from server.embeddings.config import EmbedModelConfig
 from server.embeddings.factory import create_embedder
-from server.errors import UnknownEmbeddingModel
+from server.errors import FileTooLarge, UnknownEmbeddingModel
 
 EmbedderFactory = Callable[[str, EmbedModelConfig], Embedder]
+
+
+@dataclass(frozen=True)
+class EmbedLimits:
+    """Bounds on what a client may ask to embed (`embed_texts`); ingestion's own chunks are bounded by chunk_size."""
+
+    max_chars: int  # one text
+    max_total_chars: int  # all texts of one request
+    max_query_chars: int  # one text embedded as a query (the query embedder serves every search)
 
 
 class EmbeddingPool:
@@ -28,6 +38,7 @@ class EmbeddingPool:
         *,
         query_cache_size: int = 2048,
         factory: EmbedderFactory = create_embedder,
+        limits: EmbedLimits | None = None,
     ) -> None:
         if query_cache_size < 0:
             raise ValueError(f"query_cache_size must be >= 0, got {query_cache_size}")
@@ -38,6 +49,7 @@ class EmbeddingPool:
         self._cache: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
         self._cache_size = query_cache_size
         self._cache_lock = threading.Lock()
+        self._limits = limits
 
     def names(self) -> list[str]:
         return sorted(self._configs)
@@ -80,10 +92,31 @@ class EmbeddingPool:
         return vector
 
     def embed_texts(self, name: str, texts: Sequence[str], *, to_query: bool = False) -> list[list[float]]:
-        """Vectors as plain lists (for JSON), embedded as queries or as documents."""
+        """A client's texts as vectors in plain lists (for JSON), embedded as queries or as documents, within the
+        limits."""
+        self.check(texts, to_query=to_query)
         if to_query:
             return [self.embed_query(name, text).reshape(-1).tolist() for text in texts]
         return [row.tolist() for row in self.embed_documents(name, texts)]
+
+    def check(self, texts: Sequence[str], *, to_query: bool = False) -> None:
+        """Refuse texts over the limits (FileTooLarge, naming the setting) before any is embedded."""
+        if self._limits is None:
+            return
+        most = self._limits.max_query_chars if to_query else self._limits.max_chars
+        setting = "limits.max_query_chars" if to_query else "limits.max_embed_chars"
+        for index, text in enumerate(texts):
+            if len(text) > most:
+                raise FileTooLarge(
+                    f"text {index} has {len(text):,} characters, more than {most:,} ({setting}); split it: models "
+                    "read about 500 tokens at a time, so a longer text is no better embedded as one"
+                )
+        total = sum(len(text) for text in texts)
+        if total > self._limits.max_total_chars:
+            raise FileTooLarge(
+                f"{total:,} characters in one request, more than {self._limits.max_total_chars:,} "
+                "(limits.max_embed_total_chars); send fewer texts at a time"
+            )
 
     def dim(self, name: str) -> int:
         return self.get(name).dim

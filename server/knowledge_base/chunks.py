@@ -39,6 +39,7 @@ class ChunkService:
         if doc is None:
             return ChunkEdit(chunk_id)
         text, metadata = _parse_doc(chunk_id, doc)
+        self._embeddings.check([text])
         return ChunkEdit(chunk_id, text, metadata, self._embeddings.embed_documents(embed_model, [text]))
 
 

@@ -12,11 +12,11 @@ from typing import Any
 from server.db import repository as repo
 from server.db.models import KnowledgeBase, iso_utc
 from server.db.repository import FileOrder
-from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName
+from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName, LinkInContent, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import CustomDocs, Failures, FilePreparer, SourceFile, parse_custom_docs
 from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
-from server.knowledge_base.paths import validate_file_path
+from server.knowledge_base.paths import prepare_target, validate_file_path
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.uploads import Upload, stage_uploads
 from server.knowledge_base.writer import KbWriter
@@ -97,7 +97,10 @@ class FileService:
             return total, [self._detail(kb, row) for row in rows]
 
     def _detail(self, kb: KnowledgeBase, row: Any) -> FileDetail:
-        in_folder = self._storage.content_file(kb.name, row.file_name).is_file()
+        try:
+            in_folder = self._storage.content_file(kb.name, row.file_name).is_file()
+        except LinkInContent:
+            in_folder = False
         return FileDetail(
             row.file_name,
             row.ext,
@@ -163,11 +166,11 @@ class FileService:
         """The files to re-parse; a file missing from the folder is added to `failed`."""
         items = []
         for name in names:
-            path = self._storage.content_file(kb.name, name)
+            path = self._storage.content_path(kb.name, name)
             if name not in custom:
                 if not override_custom and self._catalog.has_custom_docs(kb, name):
                     continue  # hand-edited chunks survive unless override_custom_docs says otherwise
-                if not path.is_file():
+                if path.is_symlink() or not path.is_file():
                     failed[name] = FileNotInKnowledgeBase(f"{name} is not in the content folder of {kb.name!r}")
                     continue
             items.append(SourceFile(path, name))
@@ -184,15 +187,19 @@ class FileService:
         failed: Failures = {}
         accepted = []
         for item in files:
-            if not options.override and self._exists(kb, item.file_name):
-                failed[item.file_name] = DuplicateFile(
-                    f"{item.file_name} already exists in {kb.name!r}; upload with override=true to replace it"
-                )
-            else:
+            try:
+                if not options.override and self._exists(kb, item.file_name):
+                    raise DuplicateFile(
+                        f"{item.file_name} already exists in {kb.name!r}; upload with override=true to replace it"
+                    )
+                if not options.to_vector_store:
+                    target = self._storage.content_path(kb.name, item.file_name)
+                    prepare_target(target, item.file_name)
+                    shutil.move(item.path, target)
                 accepted.append(item)
+            except ZhikuError as error:
+                failed[item.file_name] = error
         if not options.to_vector_store:
-            for item in accepted:
-                _move(item.path, self._storage.content_file(kb.name, item.file_name))
             return failed
         prepared, parse_failed = self._preparer.prepare(accepted, params, custom)
         failed.update(parse_failed)
@@ -201,7 +208,8 @@ class FileService:
         return failed
 
     def _exists(self, kb: KnowledgeBase, file_name: str) -> bool:
-        return self._catalog.is_registered(kb, file_name) or self._storage.content_file(kb.name, file_name).exists()
+        path = self._storage.content_path(kb.name, file_name)
+        return self._catalog.is_registered(kb, file_name) or path.is_file() or path.is_symlink()
 
 
 def _validated(file_names: Sequence[str]) -> tuple[list[str], Failures]:
@@ -213,8 +221,3 @@ def _validated(file_names: Sequence[str]) -> tuple[list[str], Failures]:
         except InvalidName as error:
             failed[raw] = error
     return names, failed
-
-
-def _move(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(source), str(target))

@@ -16,10 +16,10 @@ from server.db.repository import FileRecord
 from server.documents import Document
 from server.embeddings import EmbeddingPool
 from server.embeddings.base import Vectors
-from server.errors import DocumentLoadError, InvalidInput, ZhikuError
+from server.errors import DocumentLoadError, FileTooLarge, InvalidInput, ZhikuError
 from server.knowledge_base.params import ChunkParams
-from server.knowledge_base.paths import validate_file_path
-from server.loaders import load_file
+from server.knowledge_base.paths import validate_upload_name
+from server.loaders import LoadLimits, load_file
 from server.splitter import SPLITTER_NAME, split_documents
 
 Failures = dict[str, ZhikuError]
@@ -78,9 +78,16 @@ def _record(path: Path | None, file_name: str, params: ChunkParams, loader: str,
     )
 
 
-def prepare_file(path: Path, file_name: str, params: ChunkParams) -> PreparedFile:
+@dataclass(frozen=True)
+class IngestLimits:
+    load: LoadLimits | None = None  # bounds while a file is parsed; None: none
+    max_chunks: int | None = None  # chunks of one file
+    max_chunk_chars: int | None = None  # one chunk written by hand (custom docs)
+
+
+def prepare_file(path: Path, file_name: str, params: ChunkParams, limits: IngestLimits = IngestLimits()) -> PreparedFile:
     """Load and split one file; raises a ZhikuError that names the file."""
-    loaded = load_file(path, source=file_name)
+    loaded = load_file(path, source=file_name, limits=limits.load)
     chunks = split_documents(
         loaded.docs,
         chunk_size=params.chunk_size,
@@ -89,10 +96,13 @@ def prepare_file(path: Path, file_name: str, params: ChunkParams) -> PreparedFil
     )
     if not chunks:
         raise DocumentLoadError(f"{file_name}: no text could be extracted, so there is nothing to search")
+    _check_count(file_name, len(chunks), limits)
     return PreparedFile(_record(path, file_name, params, loaded.loader, False), chunks, path)
 
 
-def prepare_custom(path: Path | None, file_name: str, docs: Sequence[Any], params: ChunkParams) -> PreparedFile:
+def prepare_custom(
+    path: Path | None, file_name: str, docs: Sequence[Any], params: ChunkParams, limits: IngestLimits = IngestLimits()
+) -> PreparedFile:
     """Chunks supplied by the user instead of parsing the file (the `docs` upload field)."""
     chunks = []
     for index, item in enumerate(docs):
@@ -101,11 +111,26 @@ def prepare_custom(path: Path | None, file_name: str, docs: Sequence[Any], param
         metadata = item.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidInput(f"docs[{file_name!r}][{index}].metadata must be an object")
-        if item["page_content"].strip():
-            chunks.append(Document(item["page_content"], {**metadata, "source": file_name, "chunk_index": index}))
+        text = item["page_content"]
+        if limits.max_chunk_chars is not None and len(text) > limits.max_chunk_chars:
+            raise FileTooLarge(
+                f"docs[{file_name!r}][{index}] has {len(text):,} characters, more than {limits.max_chunk_chars:,} "
+                "(limits.max_embed_chars); split it into several chunks"
+            )
+        if text.strip():
+            chunks.append(Document(text, {**metadata, "source": file_name, "chunk_index": index}))
     if not chunks:
         raise InvalidInput(f"docs[{file_name!r}] holds no non-empty page_content")
+    _check_count(file_name, len(chunks), limits)
     return PreparedFile(_record(path, file_name, params, "CustomDocs", True), chunks, path)
+
+
+def _check_count(file_name: str, count: int, limits: IngestLimits) -> None:
+    if limits.max_chunks is not None and count > limits.max_chunks:
+        raise FileTooLarge(
+            f"{file_name}: {count:,} chunks, more than {limits.max_chunks:,} (limits.max_chunks_per_file); "
+            "split the file, or upload it with a larger chunk_size"
+        )
 
 
 def parse_custom_docs(raw: str | Mapping[str, Any] | None) -> dict[str, list[Any]]:
@@ -116,17 +141,28 @@ def parse_custom_docs(raw: str | Mapping[str, Any] | None) -> dict[str, list[Any
         value = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError as error:
         raise InvalidInput(f"docs is not valid JSON ({error.msg} at position {error.pos})") from error
+    except RecursionError as error:
+        raise InvalidInput("docs is nested too deeply; send a flat list of chunks per file") from error
     if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
         raise InvalidInput('docs must look like {"file.txt": [{"page_content": "...", "metadata": {}}]}')
-    return {validate_file_path(name): chunks for name, chunks in value.items()}
+    return {validate_upload_name(name): chunks for name, chunks in value.items()}
 
 
 class FilePreparer:
     """Parses files in parallel (`parse_workers` threads) and embeds their chunks in one batched pass."""
 
-    def __init__(self, embeddings: EmbeddingPool, *, parse_workers: int = 4) -> None:
+    def __init__(
+        self, embeddings: EmbeddingPool, *, parse_workers: int = 4, limits: IngestLimits = IngestLimits()
+    ) -> None:
         self._embeddings = embeddings
         self._workers = max(1, parse_workers)
+        self.limits = limits
+
+    def prepare_one(self, path: Path, file_name: str, params: ChunkParams, custom: Sequence[Any] | None = None) -> PreparedFile:
+        """One file, parsed or (with `custom`) built from hand-written chunks, within the limits."""
+        if custom is not None:
+            return prepare_custom(path, file_name, custom, params, self.limits)
+        return prepare_file(path, file_name, params, self.limits)
 
     def prepare(
         self, files: Sequence[SourceFile], params: ChunkParams, custom_docs: CustomDocs | None = None
@@ -138,7 +174,7 @@ class FilePreparer:
         for item in files:
             if item.file_name in custom_docs:
                 try:
-                    prepared.append(prepare_custom(item.path, item.file_name, custom_docs[item.file_name], params))
+                    prepared.append(self.prepare_one(item.path, item.file_name, params, custom_docs[item.file_name]))
                 except ZhikuError as error:
                     failed[item.file_name] = error
         parsed, parse_failed = self._parse([f for f in files if f.file_name not in custom_docs], params)
@@ -160,7 +196,7 @@ class FilePreparer:
     def _parse(self, files: Sequence[SourceFile], params: ChunkParams) -> tuple[list[PreparedFile], Failures]:
         def attempt(item: SourceFile) -> PreparedFile | ZhikuError:
             try:
-                return prepare_file(item.path, item.file_name, params)
+                return prepare_file(item.path, item.file_name, params, self.limits)
             except ZhikuError as error:
                 return error
 

@@ -65,6 +65,7 @@ class KbLifecycle:
     def create(self, new: NewKb) -> KnowledgeBase:
         """Make the KB's store, keyword index and content folder, then register it; raises KnowledgeBaseExists."""
         with self._locks(new.name):
+            self._storage.check_new_kb_folder(new.name)
             with self._catalog.session() as session:
                 repo.require_no_kb(session, new.name)
             kb = KnowledgeBase(

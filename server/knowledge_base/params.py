@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.errors import FileTooLarge, InvalidInput
 from server.retrieval.modes import SearchMode
 from server.splitter import ChineseRecursiveTextSplitter
+
+
+MAX_CHUNK_SIZE = 100_000  # units; a chunk this long is past what any embedding model reads
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,8 @@ class ChunkParams:
     zh_title_enhance: bool = False
 
     def __post_init__(self) -> None:
+        if self.chunk_size > MAX_CHUNK_SIZE:
+            raise InvalidInput(f"chunk_size must be at most {MAX_CHUNK_SIZE:,}, got {self.chunk_size}")
         ChineseRecursiveTextSplitter(self.chunk_size, self.chunk_overlap)  # raises InvalidInput with the values
 
 
@@ -29,6 +35,8 @@ class Chunking:
 
 @dataclass(frozen=True)
 class KbDefaults:
+    """What a request falls back to for what it leaves out, and the bound it must keep (from the settings)."""
+
     vs_type: str
     embed_model: str
     chunk_size: int
@@ -37,6 +45,7 @@ class KbDefaults:
     top_k: int
     score_threshold: float
     search_mode: SearchMode
+    max_query_chars: int
 
     def chunk_params(self, chunking: Chunking | None = None) -> ChunkParams:
         """A request's chunking, with these defaults for what it left out; raises InvalidInput when unusable."""
@@ -46,6 +55,13 @@ class KbDefaults:
             self.chunk_overlap if asked.chunk_overlap is None else asked.chunk_overlap,
             self.zh_title_enhance if asked.zh_title_enhance is None else asked.zh_title_enhance,
         )
+
+    def check_query(self, query: str) -> None:
+        if len(query) > self.max_query_chars:
+            raise FileTooLarge(
+                f"the query has {len(query):,} characters, more than {self.max_query_chars:,} (limits.max_query_chars); "
+                "ask a shorter question: long ones hold the query embedder and slow every other search down"
+            )
 
     def search_limits(self, top_k: int | None, score_threshold: float | None) -> tuple[int, float]:
         """A request's top_k and score_threshold, with these defaults for the ones it left out."""

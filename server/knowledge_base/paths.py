@@ -11,13 +11,15 @@ files and the switch is the registry's commit alone.
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-from server.errors import InvalidName
+from server.errors import InvalidName, LinkInContent
 
 MAX_KB_NAME = 64
 MAX_FILE_PATH = 512
+MAX_NAME_BYTES = 255  # one folder or file name, in UTF-8: the limit of ext4, APFS, NTFS
 _FORBIDDEN_IN_NAME = set('/\\:*?"<>|')
 
 
@@ -61,7 +63,23 @@ def validate_file_path(file_name: str | None) -> str:
         raise InvalidName(f"file name {file_name!r} contains '..'; send a path inside the knowledge base")
     if any(part.strip() != part or not part.strip() for part in parts):
         raise InvalidName(f"file name {file_name!r} has a folder or file name with leading/trailing spaces")
+    long = next((part for part in parts if len(part.encode()) > MAX_NAME_BYTES), None)
+    if long is not None:
+        raise InvalidName(
+            f"the name {long[:40]!r}... is {len(long.encode())} bytes long; file systems allow {MAX_NAME_BYTES}: "
+            "shorten it"
+        )
     return str(PurePosixPath(*parts))
+
+
+def validate_upload_name(file_name: str | None) -> str:
+    """A path for a new file: a valid path whose names do not start with '.' (hidden files, which a rebuild from
+    the content folder would not see)."""
+    path = validate_file_path(file_name)
+    hidden = next((part for part in path.split("/") if part.startswith(".")), None)
+    if hidden is not None:
+        raise InvalidName(f"file name {file_name!r}: {hidden!r} starts with '.', which marks hidden files; rename it")
+    return path
 
 
 def kb_dir(data_dir: Path, kb_name: str) -> Path:
@@ -96,16 +114,45 @@ def keyword_file(data_dir: Path, kb_name: str, collection: str) -> Path:
 
 
 def content_file(data_dir: Path, kb_name: str, file_name: str) -> Path:
-    return content_dir(data_dir, kb_name) / validate_file_path(file_name)
+    """Where a file of the KB is; raises LinkInContent when the path goes through a symbolic link, which Zhiku
+    never follows (a link in a copied document tree could point anywhere: /etc/passwd, the registry)."""
+    root = content_dir(data_dir, kb_name)
+    path = root / validate_file_path(file_name)
+    step = root
+    for part in PurePosixPath(validate_file_path(file_name)).parts:
+        step = step / part
+        if step.is_symlink():
+            raise LinkInContent(f"{file_name} is a symbolic link in the content folder; links are not followed")
+    return path
+
+
+def prepare_target(target: Path, name: str) -> None:
+    """Make the folder of a new file's place in a content folder, refusing a name that clashes with what is there:
+    a folder or a link where the file would go, a file where a folder would."""
+    if target.is_symlink() or target.is_dir():
+        raise InvalidName(f"{name}: a folder or link of that name is in the knowledge base; pick another file name")
+    for parent in target.parents:
+        if parent.is_symlink():
+            raise InvalidName(f"{name}: {parent.name} is a symbolic link in the knowledge base; links are not followed")
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidName(f"{name}: {parent.name} is a file in the knowledge base, so it cannot hold others")
+            break
+    target.parent.mkdir(parents=True, exist_ok=True)
 
 
 def list_content_files(data_dir: Path, kb_name: str) -> list[str]:
-    """Relative '/'-separated paths of every regular file under the KB's content folder, sorted."""
+    """Relative '/'-separated paths of the regular files under the KB's content folder, sorted; hidden files and
+    symbolic links (to files or folders) are left out."""
     root = content_dir(data_dir, kb_name)
     if not root.is_dir():
         return []
     names = []
-    for path in root.rglob("*"):
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
-            names.append(path.relative_to(root).as_posix())
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        base = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (base / d).is_symlink()]
+        for name in files:
+            path = base / name
+            if not name.startswith(".") and not path.is_symlink() and path.is_file():
+                names.append(path.relative_to(root).as_posix())
     return sorted(names)

@@ -16,7 +16,7 @@ from server.db.models import KnowledgeBase
 from server.embeddings import EmbeddingPool
 from server.errors import InvalidInput, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
-from server.knowledge_base.ingest import FilePreparer, PreparedFile, prepare_custom, prepare_file
+from server.knowledge_base.ingest import FilePreparer, PreparedFile
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
@@ -169,12 +169,9 @@ class RebuildService:
         all_names = sorted(set(names) | set(custom))
         done: Built = []
         for index, name in enumerate(all_names, start=1):
-            path = self._storage.content_file(build.kb.name, name)
             try:
-                if name in custom:
-                    prepared = prepare_custom(path, name, custom[name], build.params)
-                else:
-                    prepared = prepare_file(path, name, build.params)
+                path = self._storage.content_file(build.kb.name, name)
+                prepared = self._preparer.prepare_one(path, name, build.params, custom.get(name))
                 self._preparer.embed(build.model, [prepared])
                 assert prepared.vectors is not None
                 done.append((prepared, build.store.add(prepared.texts, prepared.vectors, prepared.metadatas)))

@@ -76,6 +76,7 @@ class SearchService:
         """
         top_k, threshold = self._defaults.search_limits(request.top_k, request.score_threshold)
         check_search_params(top_k, threshold)
+        self._defaults.check_query(request.query)
         if request.search_mode is not None:
             check_mode(request.search_mode)
         unique = [names] if isinstance(names, str) else list(dict.fromkeys(names))

@@ -15,7 +15,7 @@ from typing import Any
 
 from server.db.models import KnowledgeBase
 from server.embeddings import EmbeddingPool
-from server.errors import StoreCorrupted
+from server.errors import InvalidName, StoreCorrupted
 from server.knowledge_base import paths
 from server.vectorstores.base import VectorStore
 from server.vectorstores.cache import StoreCache
@@ -32,19 +32,33 @@ class KbStorage:
         embeddings: EmbeddingPool,
         stores: StoreCache,
         store_options: Mapping[str, StoreOptions],
+        reserved: frozenset[str] = frozenset(),
     ) -> None:
         self.data_dir = data_dir
         self._embeddings = embeddings
         self._stores = stores
         self._options = dict(store_options)
+        self._reserved = reserved
 
     # -- folders -----------------------------------------------------------------------------------------------
 
     def kb_dir(self, kb_name: str) -> Path:
         return paths.kb_dir(self.data_dir, kb_name)
 
+    def check_new_kb_folder(self, kb_name: str) -> None:
+        """Refuse a name whose folder would be something the data dir holds already (the registry file, a Milvus
+        Lite database, a file)."""
+        folder = self.kb_dir(kb_name)
+        if kb_name in self._reserved or (folder.exists() and not folder.is_dir()):
+            raise InvalidName(f"knowledge base name {kb_name!r} is taken by a file of the data folder; pick another")
+
     def content_file(self, kb_name: str, file_name: str) -> Path:
+        """An existing file's place; raises LinkInContent for a path through a symbolic link (never followed)."""
         return paths.content_file(self.data_dir, kb_name, file_name)
+
+    def content_path(self, kb_name: str, file_name: str) -> Path:
+        """Where a file of that name goes, links or not (for writing, after `paths.prepare_target`)."""
+        return paths.content_dir(self.data_dir, kb_name) / paths.validate_file_path(file_name)
 
     def content_files(self, kb_name: str) -> list[str]:
         return paths.list_content_files(self.data_dir, kb_name)

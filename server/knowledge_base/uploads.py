@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from server.errors import FileTooLarge, InvalidInput
 from server.knowledge_base.ingest import SourceFile
-from server.knowledge_base.paths import validate_file_path
+from server.knowledge_base.paths import validate_upload_name
 
 Upload = tuple[str | None, BinaryIO]
 """A file as a request sent it: its name (may hold '/' for folders) and its bytes."""
@@ -19,7 +19,7 @@ _BLOCK = 1 << 20
 def stage_uploads(root: Path, uploads: Sequence[Upload], limit_bytes: int) -> list[SourceFile]:
     """Copy uploads under `root` (one subfolder each, so equal base names never clash); raises InvalidName for a
     bad name, InvalidInput for a name sent twice and FileTooLarge once the upload passes `limit_bytes`."""
-    names = [validate_file_path(name) for name, _ in uploads]
+    names = [validate_upload_name(name) for name, _ in uploads]
     if len(set(names)) != len(names):
         raise InvalidInput("the same file name was sent twice in one upload")
     staged, written = [], 0

@@ -32,6 +32,7 @@ from server.knowledge_base.ingest import Failures, PreparedFile
 from server.knowledge_base.journal import COMMITTED, JournalEntry, WriteJournal
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.locks import KbLocks
+from server.knowledge_base.paths import prepare_target
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.storage import KbStorage
 from server.vectorstores.base import VectorStore
@@ -114,7 +115,7 @@ class KbWriter:
                 if not replace and self._catalog.is_registered(kb, name):
                     raise DuplicateFile(f"{name} already exists in {kb.name!r}; upload with override=true to replace it")
                 if move and prepared.source_path is not None:
-                    _prepare_target(self._storage.content_file(kb.name, name), name)
+                    prepare_target(self._storage.content_path(kb.name, name), name)
             except ZhikuError as error:
                 failed[name] = error
                 continue
@@ -176,7 +177,7 @@ class KbWriter:
             if one["staged"]:
                 staged = self._storage.data_dir / one["staged"]  # an absolute path stays as it is
                 if staged.exists():
-                    target = self._storage.content_file(kb_name, one["name"])
+                    target = self._storage.content_path(kb_name, one["name"])
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.move(staged, target)
         self._probes.reached("files:moved")
@@ -221,8 +222,8 @@ class KbWriter:
         self._probes.reached("remove:purged")
         unlinked = set()
         for name in payload["unlink"]:
-            path = self._storage.content_file(kb_name, name)
-            if path.is_file():
+            path = self._storage.content_path(kb_name, name)
+            if path.is_file() or path.is_symlink():  # a link goes (its target stays)
                 path.unlink()
                 unlinked.add(name)
         return unlinked
@@ -325,16 +326,3 @@ def _dropped_ids(payload: dict[str, Any], kept: set[str]) -> list[str]:
 def _touch(session: Session, file: KnowledgeFile) -> None:
     repo.refresh_chunk_count(session, file=file)
     file.custom_docs = True
-
-
-def _prepare_target(target: Path, name: str) -> None:
-    """Make the folder of an upload's place in the content folder, refusing a name that clashes with what is there
-    (a folder where the file would go, a file where a folder would)."""
-    if target.is_dir():
-        raise InvalidName(f"{name}: a folder of that name is in the knowledge base; pick another file name")
-    for parent in target.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InvalidName(f"{name}: {parent.name} is a file in the knowledge base, so it cannot hold others")
-            break
-    target.parent.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,10 @@ from pathlib import Path
 from server.documents import Document
 from server.errors import DocumentLoadError, UnsupportedFileType, ZhikuError
 from server.loaders.encoding import detect_encoding, read_text
+from server.loaders.limits import ZIP_FORMATS, Budget, LoadLimits, check_zip
 from server.loaders.registry import LOADERS, FileLoader
 
-__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadedFile", "detect_encoding", "load_file", "read_text"]
+__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadLimits", "LoadedFile", "detect_encoding", "load_file", "read_text"]
 
 SUPPORTED_EXTENSIONS: frozenset[str] = LOADERS.extensions()
 
@@ -28,25 +29,42 @@ class LoadedFile:
     loader: str
 
 
-def load_file(path: Path, *, source: str | None = None) -> LoadedFile:
-    """Load `path` into Documents; `source` (default: the file name) goes into every Document's metadata."""
+def load_file(path: Path, *, source: str | None = None, limits: LoadLimits | None = None) -> LoadedFile:
+    """Load `path` into Documents; `source` (default: the file name) goes into every Document's metadata.
+
+    With `limits`, a file over one of them is refused (FileTooLarge, DocumentLoadError); without, nothing is bounded.
+    No message names `path` (a staged copy's place on disk): they name `source`.
+    """
     name = source or path.name
     loader = _pick_loader(path, name)
     _check_readable(path, name)
+    if limits is not None and path.suffix.lower() in ZIP_FORMATS:
+        check_zip(path, name, limits)
+    budget = Budget(limits, name)
     try:
-        docs = loader.load(path, name)
-    except ZhikuError:
-        raise
+        docs = loader.load(path, name, budget)
+    except ZhikuError as error:
+        raise _without_path(error, path, name) from error
     except RecursionError as err:
         raise DocumentLoadError(f"{name}: structure nested too deeply to parse; simplify or re-save it") from err
     except Exception as err:  # the loader boundary: no library exception may escape unexplained
+        detail = str(err).replace(str(path), name)
         raise DocumentLoadError(
-            f"{name}: could not be parsed ({type(err).__name__}: {err}); the file may be corrupt, "
+            f"{name}: could not be parsed ({type(err).__name__}: {detail}); the file may be corrupt, "
             "re-save or re-export it and upload again"
         ) from err
     if not docs:
         raise DocumentLoadError(f"{name}: no text could be extracted; if it holds only images or scans, run OCR first")
+    budget.check_text(sum(len(doc.page_content) for doc in docs))
     return LoadedFile(docs=docs, loader=loader.name)
+
+
+def _without_path(error: ZhikuError, path: Path, name: str) -> ZhikuError:
+    """The same error, its message naming the file as the user knows it rather than where its copy sits."""
+    if str(path) not in error.message and str(path.parent) not in error.message:
+        return error
+    message = error.message.replace(str(path), name).replace(str(path.parent), ".")
+    return type(error)(message)
 
 
 def _pick_loader(path: Path, name: str) -> FileLoader:

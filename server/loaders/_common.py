@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from server.documents import Document
+from server.loaders.limits import Budget
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _TRAILING_SPACE = re.compile(r"[ \t\u3000]+\n")
@@ -34,7 +35,9 @@ def cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def row_documents(rows: Iterable[tuple[int, Sequence[object]]], source: str, **metadata: Any) -> list[Document]:
+def row_documents(
+    rows: Iterable[tuple[int, Sequence[object]]], source: str, budget: Budget, **metadata: Any
+) -> list[Document]:
     """One Document per non-empty row, "header: value" per line; the first non-empty row gives the headers.
 
     `rows` yields (row number, cells) pairs; the row number is recorded as metadata["row"].
@@ -43,6 +46,7 @@ def row_documents(rows: Iterable[tuple[int, Sequence[object]]], source: str, **m
     first_row = 0
     docs: list[Document] = []
     for number, raw in rows:
+        budget.row(number)
         cells = [cell_text(value) for value in raw]
         if not any(cells):
             continue

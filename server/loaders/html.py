@@ -12,6 +12,7 @@ from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import clean_text, make_doc
 from server.loaders.encoding import decode_bytes, ensure_text
+from server.loaders.limits import Budget
 
 _DROP = ("script", "style", "nav", "noscript", "template", "svg", "head")
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
@@ -69,9 +70,10 @@ def html_to_text(markup: str | bytes) -> tuple[str, str]:
     return clean_text("\n".join(lines)), title
 
 
-def load_html(path: Path, source: str) -> list[Document]:
+def load_html(path: Path, source: str, budget: Budget) -> list[Document]:
     data = path.read_bytes()
     ensure_text(data, source)
+    budget.check_text(len(data) // 4)  # at most 4 bytes a character: this many at least
     text, title = html_to_text(decode_bytes(data, _declared_charset(data)))
     if not text:
         return []
@@ -81,7 +83,7 @@ def load_html(path: Path, source: str) -> list[Document]:
     return [make_doc(text, source, **metadata)]
 
 
-def load_epub(path: Path, source: str) -> list[Document]:
+def load_epub(path: Path, source: str, budget: Budget) -> list[Document]:
     from ebooklib.epub import EpubException
 
     try:
@@ -93,6 +95,7 @@ def load_epub(path: Path, source: str) -> list[Document]:
         ) from err
     docs = []
     for number, content in enumerate(chapters, start=1):
+        budget.tick()
         text, title = html_to_text(content)
         if text:
             metadata: dict[str, Any] = {"page": number, "format": "markdown"}

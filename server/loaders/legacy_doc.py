@@ -18,6 +18,7 @@ from server.documents import Document
 from server.errors import DocumentLoadError, UnsupportedFileType
 from server.loaders._common import clean_text, make_doc
 from server.loaders.cfb import OLE_MAGIC, CompoundFile, CompoundFileError
+from server.loaders.limits import Budget, check_zip
 
 CONVERT_TIMEOUT_S = 120
 _WORD_MAGIC = 0xA5EC
@@ -40,29 +41,31 @@ class _NotWord97(ValueError):
     """The file is not a Word 97+ binary document this module can read itself."""
 
 
-def load_doc(path: Path, source: str) -> list[Document]:
+def load_doc(path: Path, source: str, budget: Budget) -> list[Document]:
     data = path.read_bytes()
     if not data.startswith(OLE_MAGIC):
-        return _load_impostor(path, data, source)
+        return _load_impostor(path, data, source, budget)
     try:
         text = word97_text(data, source)
     except _NotWord97 as err:
-        text = _convert(path, source, str(err))
+        text = _convert(path, source, str(err), budget)
     text = clean_text(text)
     return [make_doc(text, source, format="text")] if text else []
 
 
-def _load_impostor(path: Path, data: bytes, source: str) -> list[Document]:
+def _load_impostor(path: Path, data: bytes, source: str, budget: Budget) -> list[Document]:
     """Files named .doc that are really .docx, RTF or HTML (Word's "save as web page") are common."""
     head = data[:1024].lstrip().lower()
     if data.startswith(b"PK\x03\x04"):
         from server.loaders.office import load_docx
 
-        return load_docx(path, source)
+        if budget.limits is not None:
+            check_zip(path, source, budget.limits)
+        return load_docx(path, source, budget)
     if head.startswith((b"<html", b"<!doctype html", b"<?xml")) or b"<html" in head:
         from server.loaders.html import load_html
 
-        return load_html(path, source)
+        return load_html(path, source, budget)
     kind = "an RTF file" if head.startswith(b"{\\rtf") else "not a Word document (corrupt or renamed)"
     raise DocumentLoadError(f"{source}: the .doc is {kind}; open it in an office suite and save it as .docx")
 
@@ -137,19 +140,19 @@ def _clean_controls(raw: str) -> str:
     return text.translate(_CONTROL)
 
 
-def _convert(path: Path, source: str, reason: str) -> str:
+def _convert(path: Path, source: str, reason: str, budget: Budget) -> str:
     if shutil.which("antiword"):
         return _run(["antiword", "-m", "UTF-8.txt", "-w", "0", str(path)], source).stdout
     office = shutil.which("soffice") or shutil.which("libreoffice")
     if office:
-        return _convert_with_office(office, path, source)
+        return _convert_with_office(office, path, source, budget)
     raise UnsupportedFileType(
         f"{source}: this legacy .doc cannot be read built-in ({reason}); it needs LibreOffice or antiword: "
         "install one (apt-get install antiword) or save the file as .docx"
     )
 
 
-def _convert_with_office(office: str, path: Path, source: str) -> str:
+def _convert_with_office(office: str, path: Path, source: str, budget: Budget) -> str:
     from server.loaders.office import load_docx
 
     with tempfile.TemporaryDirectory(prefix="zhiku-doc-") as out_dir:
@@ -157,7 +160,7 @@ def _convert_with_office(office: str, path: Path, source: str) -> str:
         converted = Path(out_dir) / (path.stem + ".docx")
         if not converted.exists():
             raise DocumentLoadError(f"{source}: LibreOffice produced no output; open and save it as .docx")
-        docs = load_docx(converted, source)
+        docs = load_docx(converted, source, budget)
     return "\n".join(doc.page_content for doc in docs)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import clean_text, make_doc, row_documents
+from server.loaders.limits import Budget
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.IGNORECASE)
 _OUTLINE_XPATH = "./w:pPr/w:outlineLvl/@w:val"
@@ -27,23 +28,24 @@ def _corrupt(source: str, kind: str, err: BaseException) -> DocumentLoadError:
 # ---- .docx -------------------------------------------------------------------------------------------
 
 
-def load_docx(path: Path, source: str) -> list[Document]:
+def load_docx(path: Path, source: str, budget: Budget) -> list[Document]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-        text = clean_text("\n".join(_docx_blocks(document)))
+        text = clean_text("\n".join(_docx_blocks(document, budget)))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "Word .docx", err) from err
     return [make_doc(text, source, format="markdown")] if text else []
 
 
-def _docx_blocks(document: Any) -> Iterator[str]:
+def _docx_blocks(document: Any, budget: Budget) -> Iterator[str]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     for child in document.element.body.iterchildren():
+        budget.tick()
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "p":
             line = _paragraph_line(Paragraph(child, document))
@@ -109,6 +111,12 @@ def _table_rows(table: Any) -> Iterator[str]:
             yield " | ".join(cells)
 
 
+def _counted(rows: Iterator[tuple[int, Any]], budget: Budget) -> Iterator[tuple[int, Any]]:
+    for number, row in rows:
+        budget.row(number)
+        yield number, row
+
+
 def _w(name: str) -> str:
     return "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}" + name
 
@@ -116,13 +124,16 @@ def _w(name: str) -> str:
 # ---- .pptx -------------------------------------------------------------------------------------------
 
 
-def load_pptx(path: Path, source: str) -> list[Document]:
+def load_pptx(path: Path, source: str, budget: Budget) -> list[Document]:
     import pptx
     from pptx.exc import PackageNotFoundError
 
     try:
         presentation = pptx.Presentation(str(path))
-        slides = [(n, clean_text("\n".join(_slide_lines(s)))) for n, s in enumerate(presentation.slides, 1)]
+        slides = []
+        for number, slide in enumerate(presentation.slides, 1):
+            budget.tick()
+            slides.append((number, clean_text("\n".join(_slide_lines(slide)))))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "PowerPoint .pptx", err) from err
     return [make_doc(text, source, page=number, format="text") for number, text in slides if text]
@@ -149,7 +160,7 @@ def _shape_lines(shapes: Any) -> Iterator[str]:
 # ---- .xlsx -------------------------------------------------------------------------------------------
 
 
-def load_xlsx(path: Path, source: str) -> list[Document]:
+def load_xlsx(path: Path, source: str, budget: Budget) -> list[Document]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -161,7 +172,7 @@ def load_xlsx(path: Path, source: str) -> list[Document]:
         docs: list[Document] = []
         for sheet in workbook.worksheets:
             rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-            docs.extend(row_documents(rows, source, sheet=sheet.title, format="text"))
+            docs.extend(row_documents(_counted(rows, budget), source, budget, sheet=sheet.title, format="text"))
         return docs
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "Excel .xlsx", err) from err

@@ -8,17 +8,21 @@ from typing import TYPE_CHECKING
 from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import clean_text, make_doc
+from server.loaders.limits import Budget
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
 
 
-def load_pdf(path: Path, source: str) -> list[Document]:
+def load_pdf(path: Path, source: str, budget: Budget) -> list[Document]:
     from pypdf.errors import PyPdfError
 
     try:
         reader = _open(path, source)
-        pages = [(number, clean_text(page.extract_text() or "")) for number, page in enumerate(reader.pages, start=1)]
+        pages = []
+        for number, page in enumerate(reader.pages, start=1):
+            budget.tick()
+            pages.append((number, clean_text(page.extract_text() or "")))
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as err:
         raise DocumentLoadError(
             f"{source}: cannot read PDF ({type(err).__name__}: {err}); the file may be corrupt or truncated, "

@@ -1,7 +1,8 @@
 """Which loader reads which file type: one `FileLoader` line per format.
 
-Adding a format: write `server/loaders/<format>.py` with a `load_<format>(path, source) -> list[Document]` that
-imports its parsing library inside the function (importing this package must stay cheap), then add one
+Adding a format: write `server/loaders/<format>.py` with a `load_<format>(path, source, budget) -> list[Document]`
+that imports its parsing library inside the function (importing this package must stay cheap) and calls
+`budget.tick()` in its loops (`budget.row(n)` for rows of a table), then add one
 `FileLoader(...)` line to `LOADERS`. Uploads, `/server/configs` and the Web UI's file picker follow from here.
 """
 
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from server.documents import Document
 from server.loaders import html, legacy_doc, office, pdf, text
+from server.loaders.limits import Budget
 
-LoaderFn = Callable[[Path, str], list[Document]]
+LoaderFn = Callable[[Path, str, Budget], list[Document]]
 
 
 @dataclass(frozen=True)

@@ -12,37 +12,43 @@ from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import make_doc, row_documents
 from server.loaders.encoding import read_text
+from server.loaders.limits import Budget
 
 _CONTENT_KEYS = ("text", "content", "page_content")
 _SCALARS = (str, int, float, bool)
 
 
-def load_txt(path: Path, source: str) -> list[Document]:
+def load_txt(path: Path, source: str, budget: Budget) -> list[Document]:
     text = read_text(path)
     return [make_doc(text, source, format="text")] if text.strip() else []
 
 
-def load_markdown(path: Path, source: str) -> list[Document]:
+def load_markdown(path: Path, source: str, budget: Budget) -> list[Document]:
     text = read_text(path)
     return [make_doc(text, source, format="markdown")] if text.strip() else []
 
 
-def load_csv(path: Path, source: str) -> list[Document]:
+def load_csv(path: Path, source: str, budget: Budget) -> list[Document]:
     text = read_text(path)
+    budget.check_text(len(text))
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []
     try:
-        rows = [(reader.line_num, row) for row in reader]
+        for row in reader:
+            rows.append((reader.line_num, row))
+            budget.row(len(rows))
     except csv.Error as err:
         raise DocumentLoadError(
             f"{source}: malformed CSV near line {reader.line_num} ({err}); fix the quoting or save it again"
         ) from err
-    return row_documents(rows, source, format="text")
+    return row_documents(rows, source, budget, format="text")
 
 
-def load_json(path: Path, source: str) -> list[Document]:
+def load_json(path: Path, source: str, budget: Budget) -> list[Document]:
     text = read_text(path)
+    budget.check_text(len(text))
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -52,9 +58,12 @@ def load_json(path: Path, source: str) -> list[Document]:
     return [make_doc(json.dumps(value, ensure_ascii=False, indent=2), source, format="text")]
 
 
-def load_jsonl(path: Path, source: str) -> list[Document]:
+def load_jsonl(path: Path, source: str, budget: Budget) -> list[Document]:
     docs: list[Document] = []
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
+    text = read_text(path)
+    budget.check_text(len(text))
+    for number, line in enumerate(text.split("\n"), start=1):
+        budget.row(number)
         if not line.strip():
             continue
         try:

@@ -12,6 +12,9 @@ import numpy as np
 from server.errors import InvalidInput
 from server.vectorstores.base import Vectors
 
+MAX_METADATA_DEPTH = 16
+MAX_METADATA_BYTES = 65_536  # also Milvus' limit for one JSON field
+
 
 class Batch(NamedTuple):
     """One checked `add`: unit-length float32 rows, string texts, JSON-plain metadata copies, unique ids."""
@@ -76,8 +79,29 @@ def checked_ids(ids: Sequence[str] | None, n: int) -> list[str]:
 
 
 def plain_metadata(metadatas: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Deep, JSON-plain copies: what a search returns before a restart is what it returns after one."""
+    """Deep, JSON-plain copies: what a search returns before a restart is what it returns after one.
+
+    A chunk's metadata may nest at most MAX_METADATA_DEPTH levels and take at most MAX_METADATA_BYTES as JSON, so
+    no stored chunk can make a later search fail to answer (a deeply nested value breaks JSON encoders)."""
+    for metadata in metadatas:
+        _check_depth(metadata, 1)
     try:
-        return list(json.loads(json.dumps([dict(m) for m in metadatas], ensure_ascii=False)))
+        rows = [json.dumps(dict(m), ensure_ascii=False) for m in metadatas]
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"metadata must be JSON-serialisable: {exc}") from exc
+    big = next((row for row in rows if len(row.encode()) > MAX_METADATA_BYTES), None)
+    if big is not None:
+        raise InvalidInput(
+            f"a chunk's metadata takes {len(big.encode()):,} bytes as JSON, more than {MAX_METADATA_BYTES:,}; "
+            "keep metadata to short fields"
+        )
+    return [json.loads(row) for row in rows]
+
+
+def _check_depth(value: Any, depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidInput(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels; flatten it")
+    children = value.values() if isinstance(value, Mapping) else value if isinstance(value, list | tuple) else ()
+    for child in children:
+        if isinstance(child, Mapping | list | tuple):
+            _check_depth(child, depth + 1)

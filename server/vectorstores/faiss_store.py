@@ -16,6 +16,7 @@ with no lock held, so searches are never stuck behind the disk.
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +49,8 @@ from server.vectorstores.rwlock import ReadWriteLock
 
 if TYPE_CHECKING:
     from server.vectorstores.registry import FaissOptions, StoreSpec
+
+log = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1
 _MISSING = object()  # equal to nothing, so a key absent from the metadata never matches
@@ -99,6 +102,11 @@ class FaissStore:
     def path(self) -> Path:
         return self._directory / DATA_FILE
 
+    @property
+    def _what(self) -> str:
+        """How messages name this store: by its knowledge base, never by its place on disk."""
+        return f"the FAISS store of knowledge base {self._kb_name!r}"
+
     def create(self) -> None:
         with self._flush_lock:
             if not self.path.exists():
@@ -117,7 +125,7 @@ class FaissStore:
                 pass
             except OSError as exc:
                 advice = "check its permissions"
-                raise StoreUnavailable(f"could not remove {self._directory}: {exc}; {advice}") from exc
+                raise StoreUnavailable(f"could not remove {self._what}: {exc.strerror or exc}; {advice}") from exc
 
     def add(
         self,
@@ -227,7 +235,7 @@ class FaissStore:
     def _check_exists(self) -> None:
         if not self._exists:
             raise StoreMissing(
-                f"FAISS store {self.path} of knowledge base {self._kb_name!r} does not exist; "
+                f"{self._what} does not exist; "
                 f"rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
             )
 
@@ -308,7 +316,7 @@ class FaissStore:
             write_store_file(self.path, data)
         except OSError as exc:
             advice = "check disk space and permissions"
-            raise StoreUnavailable(f"could not write {self.path}: {exc}; {advice}") from exc
+            raise StoreUnavailable(f"could not write {self._what}: {exc.strerror or exc}; {advice}") from exc
         self._saved_generation = snapshot.generation
 
     def _load(self) -> None:
@@ -317,7 +325,7 @@ class FaissStore:
             docs = {str(cid): _Doc(int(iid), str(text), dict(meta)) for iid, cid, text, meta in data.chunks}
             dim, next_iid = int(data.info["dim"]), int(data.info["next_iid"])
         except PermissionError as exc:
-            raise StoreUnavailable(f"cannot read {self.path}: {exc}; check file permissions") from exc
+            raise StoreUnavailable(f"cannot read {self._what}: {exc.strerror or exc}; check file permissions") from exc
         except FileFormatError as exc:
             raise self._corrupted(f"is unreadable ({exc})") from exc
         except (KeyError, TypeError, ValueError) as exc:  # a docstore of the wrong shape
@@ -325,7 +333,7 @@ class FaissStore:
         file_dim = data.vectors.shape[1]
         if dim != self._dim or file_dim != self._dim:
             raise StoreDimensionMismatch(
-                f"FAISS store file {self.path} holds {file_dim}-dim vectors but the embedding model gives "
+                f"{self._what} holds {file_dim}-dim vectors but the embedding model gives "
                 f"{self._dim}; rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
             )
         labels = data.labels.tolist()
@@ -342,8 +350,9 @@ class FaissStore:
         self._by_iid = {doc.iid: cid for cid, doc in docs.items()}
 
     def _corrupted(self, what: str) -> StoreCorrupted:
+        log.error("FAISS store file %s %s", self.path, what)  # the place on disk is for the log, not for answers
         return StoreCorrupted(
-            f"FAISS store file {self.path} {what}; "
+            f"the file of {self._what} {what}; "
             f"rebuild it with: python init_database.py --recreate-vs -n {self._kb_name}"
         )
 

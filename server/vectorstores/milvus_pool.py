@@ -147,17 +147,20 @@ def _prepare_lite_path(uri: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreUnavailable(f"cannot create the folder for the Milvus Lite database {path}: {exc}") from exc
+        raise StoreUnavailable(
+            f"cannot create the folder for the Milvus Lite database {path.name}: {exc.strerror or exc}"
+        ) from exc
 
 
 def _lite_unavailable(path: Path, reason: str) -> StoreUnavailable:
     if _locked_elsewhere(path):
         return StoreUnavailable(
-            f"milvus.db is in use by another process ({path}); stop the API or point "
+            f"{path.name} is in use by another process; stop the API or point "
             "vector_stores.milvus.uri at a Milvus server"
         )
+    reason = reason.replace(str(path), path.name)
     return StoreUnavailable(
-        f"cannot open the Milvus Lite database {path}: {reason}; the log names the cause "
+        f"cannot open the Milvus Lite database {path.name}: {reason}; the log names the cause "
         "(a milvus.db file from an older milvus-lite cannot be read by milvus-lite 3)"
     )
 

@@ -20,6 +20,7 @@ Stores on the same URL share one SQLAlchemy engine (and its connection pool) per
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -213,7 +214,7 @@ class PgStore:
             rows = conn.execute(statement.where(columns["id"] == any_(_text_array(list(ids))))).all()
         found = {row[0]: (row[1], row[2]) for row in rows}
         # A fresh dict per returned chunk, so callers may edit what they get.
-        return [StoredChunk(i, found[i][0], plain_metadata([found[i][1]])[0]) for i in ids if i in found]
+        return [StoredChunk(i, found[i][0], copy.deepcopy(found[i][1])) for i in ids if i in found]
 
     def count(self) -> int:
         with self._transaction("count chunks") as conn:

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/chat", tags=["Chat"])
 
 class ChatBody(ModelFields):
     conversation_id: str = Field("", max_length=32, description="a conversation to continue (created if new)")
-    history_len: int = Field(-1, ge=-1, description="earlier turns of the conversation to send; -1: all")
+    history_len: int = Field(-1, ge=-1, le=10_000, description="earlier turns of the conversation to send; -1: all")
 
 
 class KbChatBody(ModelFields, SearchFields):

@@ -42,7 +42,7 @@ def list_files(files: Files, knowledge_base_name: KbQuery) -> Envelope:
 def list_file_details(
     files: Files,
     knowledge_base_name: KbQuery,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     order_by: FileOrder = "file_name",
     descending: bool = False,

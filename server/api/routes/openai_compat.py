@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Chat, Embeddings, Models
-from server.api.envelope import describe_validation
+from server.api.envelope import describe_validation, openai_error
 from server.api.fields import MAX_TOKENS_LIMIT, SearchFields
 from server.api.openai_schemas import ChatCompletion, EmbeddingList, ModelList
 from server.api.sse import event_line
@@ -44,16 +44,11 @@ class OpenAiErrors(APIRoute):
             try:
                 return await handler(request)
             except ZhikuError as error:
-                return _error(error.status_code, error.message, type(error).__name__)
+                return openai_error(error.status_code, error.message, type(error).__name__)
             except RequestValidationError as error:
-                return _error(422, describe_validation(error), "invalid_request_error")
+                return openai_error(422, describe_validation(error), "invalid_request_error")
 
         return route
-
-
-def _error(status: int, message: str, kind: str) -> JSONResponse:
-    error = {"message": message, "type": kind, "code": status}
-    return JSONResponse({"code": status, "msg": message, "data": None, "error": error}, status_code=status)
 
 
 router = APIRouter(prefix="/v1", tags=["OpenAI compatible"], route_class=OpenAiErrors)
@@ -183,6 +178,7 @@ async def embeddings(embeddings: Embeddings, body: EmbeddingsBody) -> dict[str, 
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise InvalidInput("input is empty; send a text or a list of texts")
+    embeddings.check(texts)
     vectors = await run_in_threadpool(embeddings.embed_documents, body.model, texts)
     data = [
         {"object": "embedding", "index": index, "embedding": _embedding_value(row, body.encoding_format)}

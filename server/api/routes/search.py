@@ -19,7 +19,7 @@ router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 class SearchDocs(BaseModel):
     query: str = Field("", max_length=10000, examples=["如何上传文件"])
     knowledge_base_name: str | list[str] = Field(examples=["samples"], description=KB_NAMES_HELP)
-    top_k: int | None = Field(None, description="how many chunks (default kb.top_k)")
+    top_k: int | None = Field(None, le=1000, description="how many chunks (default kb.top_k)")
     score_threshold: ScoreThreshold = Field(
         None, description="keep chunks whose similarity score is >= this, within [0, 1] (default kb.score_threshold)"
     )
