@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session
 
 from server.db.models import PendingWrite
 from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.keywords import KeywordIndexes
+from server.knowledge_base.locks import KbLocks
+from server.knowledge_base.probes import CrashProbes
+from server.knowledge_base.storage import KbStorage
 
 Kind = Literal["files", "remove", "edit", "rebuild", "create", "drop"]
 PENDING, COMMITTED = "pending", "committed"
@@ -76,3 +80,24 @@ class WriteJournal:
     def owners(self) -> set[str]:
         with self._catalog.session() as session:
             return set(session.scalars(select(PendingWrite.owner)))
+
+
+class JournaledWrites:
+    """The base of the two classes that write to knowledge bases (KbWriter, KbLifecycle): what every journaled
+    write needs."""
+
+    def __init__(
+        self,
+        catalog: KbCatalog,
+        storage: KbStorage,
+        keywords: KeywordIndexes,
+        locks: KbLocks,
+        journal: WriteJournal,
+        probes: CrashProbes,
+    ) -> None:
+        self._catalog = catalog
+        self._storage = storage
+        self._keywords = keywords
+        self._locks = locks
+        self._journal = journal
+        self._probes = probes

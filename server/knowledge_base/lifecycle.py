@@ -24,7 +24,7 @@ from server.db.models import KnowledgeBase, KnowledgeFile, new_collection_name
 from server.errors import ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import PreparedFile
-from server.knowledge_base.journal import COMMITTED, JournalEntry, WriteJournal
+from server.knowledge_base.journal import COMMITTED, JournaledWrites, JournalEntry
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.probes import CrashProbes
@@ -43,22 +43,7 @@ class NewKb:
     search_mode: str
 
 
-class KbLifecycle:
-    def __init__(
-        self,
-        catalog: KbCatalog,
-        storage: KbStorage,
-        keywords: KeywordIndexes,
-        locks: KbLocks,
-        journal: WriteJournal,
-        probes: CrashProbes,
-    ) -> None:
-        self._catalog = catalog
-        self._storage = storage
-        self._keywords = keywords
-        self._locks = locks
-        self._journal = journal
-        self._probes = probes
+class KbLifecycle(JournaledWrites):
 
     # -- create and drop ----------------------------------------------------------------------------------------
 

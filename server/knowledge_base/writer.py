@@ -29,7 +29,7 @@ from server.embeddings.base import Vectors
 from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidInput, InvalidName, StorageError, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import Failures, PreparedFile
-from server.knowledge_base.journal import COMMITTED, JournalEntry, WriteJournal
+from server.knowledge_base.journal import COMMITTED, JournaledWrites, JournalEntry
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.paths import prepare_target
@@ -56,22 +56,7 @@ class _Planned:
     ids: list[str]
 
 
-class KbWriter:
-    def __init__(
-        self,
-        catalog: KbCatalog,
-        storage: KbStorage,
-        keywords: KeywordIndexes,
-        locks: KbLocks,
-        journal: WriteJournal,
-        probes: CrashProbes,
-    ) -> None:
-        self._catalog = catalog
-        self._storage = storage
-        self._keywords = keywords
-        self._locks = locks
-        self._journal = journal
-        self._probes = probes
+class KbWriter(JournaledWrites):
 
     # -- files ----------------------------------------------------------------------------------------------
 
