@@ -86,7 +86,7 @@ class Recovery:
                 self._writer.recover(entry)
             else:
                 self._lifecycle.recover(entry)
-        except (ZhikuError, OSError) as error:
+        except (ZhikuError, OSError, KeyError, TypeError, ValueError) as error:  # a store down, a damaged entry
             log.error("could not recover the interrupted %s: %s", label, getattr(error, "message", error))
             report.failed.append(label)
             return
