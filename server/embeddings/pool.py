@@ -7,6 +7,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from server.embeddings.base import Embedder, Vectors
 from server.embeddings.config import EmbedModelConfig
 from server.embeddings.factory import create_embedder
@@ -92,12 +94,15 @@ class EmbeddingPool:
         return vector
 
     def embed_texts(self, name: str, texts: Sequence[str], *, to_query: bool = False) -> list[list[float]]:
-        """A client's texts as vectors in plain lists (for JSON), embedded as queries or as documents, within the
-        limits."""
+        """A client's texts as vectors in plain lists (for JSON); see `embed_checked`."""
+        return [row.tolist() for row in self.embed_checked(name, texts, to_query=to_query)]
+
+    def embed_checked(self, name: str, texts: Sequence[str], *, to_query: bool = False) -> Vectors:
+        """A client's texts embedded as queries or as documents, once they are within the limits (`check`)."""
         self.check(texts, to_query=to_query)
-        if to_query:
-            return [self.embed_query(name, text).reshape(-1).tolist() for text in texts]
-        return [row.tolist() for row in self.embed_documents(name, texts)]
+        if to_query and texts:
+            return np.stack([self.embed_query(name, text).reshape(-1) for text in texts])
+        return self.embed_documents(name, texts)
 
     def check(self, texts: Sequence[str], *, to_query: bool = False) -> None:
         """Refuse texts over the limits (FileTooLarge, naming the setting) before any is embedded."""

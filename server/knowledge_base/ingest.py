@@ -196,7 +196,7 @@ class FilePreparer:
     def _parse(self, files: Sequence[SourceFile], params: ChunkParams) -> tuple[list[PreparedFile], Failures]:
         def attempt(item: SourceFile) -> PreparedFile | ZhikuError:
             try:
-                return prepare_file(item.path, item.file_name, params, self.limits)
+                return self.prepare_one(item.path, item.file_name, params)
             except ZhikuError as error:
                 return error
 

@@ -7,7 +7,6 @@ has finished. docs/write-path.md tells the whole story; in short, a row is
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,12 +51,15 @@ class WriteJournal:
         session.flush()
         return row.id
 
-    def commit(self, session: Session, entry_id: int, payload: dict[str, Any]) -> None:
-        """Mark the write committed, inside the caller's transaction that makes it visible in the registry."""
+    def commit(self, session: Session, entry_id: int, payload: dict[str, Any] | None = None) -> None:
+        """Mark the write committed, inside the caller's transaction that makes it visible in the registry; a new
+        `payload` replaces the recorded one (None keeps it)."""
         row = session.get(PendingWrite, entry_id)
         if row is None:
             raise LookupError(f"journal entry {entry_id} is gone")
-        row.state, row.payload = COMMITTED, payload
+        row.state = COMMITTED
+        if payload is not None:
+            row.payload = payload
 
     def finish(self, entry_id: int, session: Session | None = None) -> None:
         """The write is done: forget it (in the caller's transaction when one is given)."""
@@ -67,19 +69,15 @@ class WriteJournal:
         with self._catalog.session() as own:
             own.execute(delete(PendingWrite).where(PendingWrite.id == entry_id))
 
-    def unfinished(self, *, skip_owners: Collection[str] = ()) -> list[JournalEntry]:
-        """Entries left by processes that are gone, oldest first."""
+    def unfinished(self) -> list[JournalEntry]:
+        """Entries of other processes, oldest first (recovery asks once no other process is alive)."""
         with self._catalog.session() as session:
             rows = session.scalars(select(PendingWrite).order_by(PendingWrite.id))
             return [
                 JournalEntry(row.id, row.kb_name, row.kind, row.state, row.owner, dict(row.payload))
                 for row in rows
-                if row.owner not in skip_owners and row.owner != self._owner
+                if row.owner != self._owner
             ]
-
-    def owners(self) -> set[str]:
-        with self._catalog.session() as session:
-            return set(session.scalars(select(PendingWrite.owner)))
 
 
 class JournaledWrites:

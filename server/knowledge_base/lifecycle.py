@@ -127,16 +127,16 @@ class KbLifecycle(JournaledWrites):
     def switch(self, kb: KnowledgeBase, new: StoreSpec, done: Sequence[tuple[PreparedFile, list[str]]], entry: int) -> None:
         """Point the registry at the rebuilt store and keyword index (one transaction), then drop the old ones.
 
-        The caller holds the KB's lock and has filled and closed the new store and keyword index."""
+        The caller holds the KB's lock and has filled and closed the new store and keyword index; `entry` (from
+        `rebuild_target`) already names both."""
         old = self._storage.spec(kb)
-        payload = {"new": self._storage.ref(new), "old": self._storage.ref(old)}
         with self._catalog.session() as session:
             session.execute(delete(KnowledgeFile).where(KnowledgeFile.kb_id == kb.id))
             for prepared, ids in done:
                 repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
             row = repo.require_kb(session, kb.name)
             row.vs_type, row.embed_model, row.vs_collection = new.vs_type, new.embed_model, new.collection
-            self._journal.commit(session, entry, payload)
+            self._journal.commit(session, entry)
         # From here on searches open the new store; the cached old one is closed before it is dropped.
         self._storage.evict(kb.name)
         self._probes.reached("rebuild:switched")

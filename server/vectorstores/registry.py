@@ -144,9 +144,6 @@ class StoreRegistry:
             raise UnknownVectorStore(f"unknown vector_store_type {name!r}; use one of {list(self.kb_types())}")
         return name
 
-    def default_options(self) -> dict[str, StoreOptions]:
-        return {backend.name: backend.options() for backend in self}
-
 
 STORES = StoreRegistry(
     StoreBackend("faiss", "server.vectorstores.faiss_store", "faiss-cpu", "faiss", FaissOptions, in_directory=True),

@@ -178,8 +178,7 @@ async def embeddings(embeddings: Embeddings, body: EmbeddingsBody) -> dict[str, 
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts:
         raise InvalidInput("input is empty; send a text or a list of texts")
-    embeddings.check(texts)
-    vectors = await run_in_threadpool(embeddings.embed_documents, body.model, texts)
+    vectors = await run_in_threadpool(embeddings.embed_checked, body.model, texts)
     data = [
         {"object": "embedding", "index": index, "embedding": _embedding_value(row, body.encoding_format)}
         for index, row in enumerate(vectors)
