@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
-from conftest import free_port
+from conftest import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_NEW = 16
@@ -39,23 +38,11 @@ def running_worker(model_dir: Path, folder: Path) -> Iterator[tuple[str, int]]:
     with (folder / "worker.log").open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}", process, folder / "worker.log")
+            wait_healthy(f"http://127.0.0.1:{port}", process, folder / "worker.log", what="worker", timeout=120)
             yield f"http://127.0.0.1:{port}", port
         finally:
             process.terminate()
             process.wait(timeout=30)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the worker exited with {process.returncode}: {log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError("the worker did not become healthy")
 
 
 def api_models(model_dir: Path, worker_url: str) -> dict[str, Any]:

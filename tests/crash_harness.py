@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import yaml
-from conftest import HASH_MODELS, free_port
+from conftest import HASH_MODELS, free_port, wait_healthy
 from fastapi.testclient import TestClient
 
 from configs import Settings, load_settings
@@ -64,7 +64,7 @@ def api_process(root: Path, values: dict[str, Any], pause_at: str) -> Iterator[t
             [sys.executable, "-m", "server.api", "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=log
         )
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}", process, root / "api.log")
+            wait_healthy(f"http://127.0.0.1:{port}", process, root / "api.log", what="API", timeout=90)
             yield f"http://127.0.0.1:{port}", process
         finally:
             if process.poll() is None:
@@ -97,18 +97,6 @@ def kill_at(
         thread.join(timeout=30)
     assert killed.answered == [], f"the request was answered before the kill at {point}"
     return killed
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}: {log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError("the API did not become healthy")
 
 
 @contextlib.contextmanager
