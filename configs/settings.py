@@ -107,6 +107,18 @@ class LimitsSettings(_Section):
         )
 
 
+class JobsSettings(_Section):
+    """Background ingestion (server/jobs): the queue, the worker threads of this process, duplicates."""
+
+    queue: Literal["sqlite", "redis"] = Field("sqlite", description="sqlite: <data_dir>/.jobs/queue.db")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="the queue when `queue` is redis")
+    workers: int = Field(2, ge=0, le=64, description="worker threads in the API process; 0: separate workers only")
+    batch_files: int = Field(8, gt=0, le=1000, description="files parsed and embedded together (one queued task)")
+    duplicates: Literal["skip", "keep"] = Field("skip", description="a file with the content of one already in the KB")
+    reclaim_interval_s: float = Field(5.0, gt=0, description="how often files of a dead worker go back to the queue")
+    sync_debounce_ms: int = Field(1000, ge=50, description="folder sync: quiet time before changes are picked up")
+
+
 class RerankerSettings(_Section):
     enabled: bool = False
     path: str | None = Field(None, description="local cross-encoder directory, e.g. a copy of BAAI/bge-reranker-base")
@@ -195,6 +207,7 @@ class Settings(BaseSettings):
     kb: KbSettings = Field(default_factory=KbSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     llm_models: dict[str, LlmModelConfig] = Field(default_factory=dict)
     default_llm: str | None = None

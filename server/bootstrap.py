@@ -4,6 +4,7 @@ benchmarks, tests) call `build_services`; everything below takes its collaborato
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from server.db.engine import make_engine, make_session_factory
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.embeddings.pool import EmbedLimits
+from server.jobs.queue import JobQueue, make_huey
+from server.jobs.registry import JobRegistry
+from server.jobs.runner import IngestRunner, RunnerParts
+from server.jobs.runtime import JobRuntime
+from server.jobs.service import JobOptions, JobService
+from server.jobs.staging import JOBS_DIR
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
@@ -87,6 +94,8 @@ class Services:
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
     server_configs: ServerConfigs
+    jobs: JobService
+    job_runtime: JobRuntime
     core: KbCore
     _searcher: Searcher
     _llm_client: LlmClient
@@ -100,12 +109,18 @@ class Services:
     def storage(self) -> KbStorage:
         return self.core.storage
 
+    def start(self) -> None:
+        """Start this process's job workers (the API and worker processes do; one-shot tools need not)."""
+        self.job_runtime.start()
+
     async def aclose(self) -> None:
         await self._llm_client.aclose()
         self.close()
 
     def close(self) -> None:
-        """Stop the search threads, flush and close the open stores, release database pools and the lease."""
+        """Stop the job workers and the search threads, flush and close the open stores, release database pools
+        and the lease."""
+        self.job_runtime.stop()
         self._searcher.close()
         self.core.storage.close()
         if self._pg_uri:
@@ -131,7 +146,7 @@ def kb_defaults(settings: Settings) -> KbDefaults:
 
 def reserved_names(settings: Settings) -> frozenset[str]:
     """Names in the data dir that are not knowledge bases: the SQLite registry with its companions, Milvus Lite."""
-    names = {".writers"}
+    names = {".writers", JOBS_DIR}
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite" and url.database:
         registry = Path(url.database)
@@ -189,6 +204,7 @@ def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = Non
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
+    jobs, job_runtime = build_jobs(settings, core, preparer, defaults)
     return Services(
         knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
         files=FileService(
@@ -208,11 +224,30 @@ def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = Non
         temp_knowledge=temp,
         prompts=prompts,
         server_configs=server_configs(settings, prompts),
+        jobs=jobs,
+        job_runtime=job_runtime,
         core=core,
         _searcher=searcher,
         _llm_client=client,
         _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,
     )
+
+
+def build_jobs(
+    settings: Settings, core: KbCore, preparer: FilePreparer, defaults: KbDefaults
+) -> tuple[JobService, JobRuntime]:
+    """The job service on its queue, and the runtime whose worker threads run the queued batches."""
+    config = settings.jobs
+    registry = JobRegistry(core.catalog)
+    stopping = threading.Event()
+    parts = RunnerParts(core.catalog, core.storage, preparer, core.writer)
+    runner = IngestRunner(registry, parts, lease=core.lease.id, duplicates=config.duplicates, stopping=stopping)
+    huey = make_huey(config.queue, sqlite_file=settings.data_dir / JOBS_DIR / "queue.db", redis_url=config.redis_url)
+    queue = JobQueue(huey, runner.run_batch)
+    options = JobOptions(batch_files=config.batch_files, max_upload_bytes=settings.max_upload_bytes)
+    service = JobService(registry, queue, core.catalog, core.storage, defaults, core.lease, options)
+    runtime = JobRuntime(service, queue, stopping, workers=config.workers, reclaim_interval_s=config.reclaim_interval_s)
+    return service, runtime
 
 
 def _open_catalog(settings: Settings) -> KbCatalog:

@@ -181,3 +181,25 @@ class RerankerUnavailable(ZhikuError):
 
 class UnknownSearchMode(InvalidInput):
     """A search_mode other than dense, keyword or hybrid."""
+
+
+class JobNotFound(ZhikuError):
+    status_code = 404
+
+
+class JobFinished(ZhikuError):
+    """Cancelling a job that has already ended."""
+
+    status_code = 409
+
+
+class NothingToRetry(ZhikuError):
+    """Retrying a job that has no failed file (none failed, or they are already queued again)."""
+
+    status_code = 409
+
+
+class QueueUnavailable(ZhikuError):
+    """The job queue's storage (Redis) cannot be reached."""
+
+    status_code = 503

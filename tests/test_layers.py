@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "server.knowledge_base": 4,
     "server.chat": 5,
     "server.server_configs": 5,
+    "server.jobs": 5,
     "server.bootstrap": 6,
     "server.llm_worker": 6,
     "server.db.migrations": 6,  # run by the Alembic command line, which needs the settings
@@ -36,6 +37,7 @@ LAYERS: dict[str, int] = {
     "server.supervisor_summary": 8,
     "server.api": 9,
     "server.cli": 9,
+    "server.job_worker": 9,
 }
 
 

@@ -20,6 +20,7 @@ from server.api.routes import (
     chat,
     files,
     health,
+    jobs,
     knowledge_bases,
     llm_models,
     openai_compat,
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or build_services(settings)
+        app.state.services.start()
         try:
             yield
         finally:
@@ -91,7 +93,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(bearer_scheme)]
-    for module in (knowledge_bases, files, search, rebuild, chat, temp_docs, llm_models, server_info, other):
+    for module in (knowledge_bases, files, jobs, search, rebuild, chat, temp_docs, llm_models, server_info, other):
         app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)
     app.openapi = _documented(app)  # type: ignore[method-assign]  # FastAPI's documented extension point

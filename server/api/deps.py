@@ -13,6 +13,7 @@ from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.embeddings import EmbeddingPool
+from server.jobs.service import JobService
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
 from server.knowledge_base.rebuild import RebuildService
@@ -35,6 +36,10 @@ def _knowledge_bases(services: AppServices) -> KnowledgeBaseService:
 
 def _files(services: AppServices) -> FileService:
     return services.files
+
+
+def _jobs(services: AppServices) -> JobService:
+    return services.jobs
 
 
 def _chunks(services: AppServices) -> ChunkService:
@@ -76,6 +81,7 @@ def _server_configs(services: AppServices) -> ServerConfigs:
 KnowledgeBases = Annotated[KnowledgeBaseService, Depends(_knowledge_bases)]
 Files = Annotated[FileService, Depends(_files)]
 Chunks = Annotated[ChunkService, Depends(_chunks)]
+Jobs = Annotated[JobService, Depends(_jobs)]
 Search = Annotated[SearchService, Depends(_search)]
 Rebuild = Annotated[RebuildService, Depends(_rebuild)]
 Embeddings = Annotated[EmbeddingPool, Depends(_embeddings)]

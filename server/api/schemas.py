@@ -10,11 +10,12 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.jobs.views import JobFileView, JobView
 from server.knowledge_base.files import FileDetail
 from server.knowledge_base.service import KbSummary
 from server.retrieval.modes import KbSearchMode
 
-__all__ = ["FileDetail", "KbSummary"]  # the services' own records describe those answers
+__all__ = ["FileDetail", "JobFileView", "JobView", "KbSummary"]  # the services' own records describe those answers
 
 DataT = TypeVar("DataT")
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
 
 from server.api.envelope import Envelope
 
@@ -20,7 +19,7 @@ class EventStream(StreamingResponse):
     media_type = "text/event-stream"
 
 
-def event_schema(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+def event_schema(model: type[Any]) -> dict[int | str, dict[str, Any]]:
     """The `responses` entry that documents a route's events: each `data:` line holds one `model` as JSON."""
     return {200: {"model": model, "description": f"Server-Sent Events; each `data:` line is one {model.__name__}"}}
 

@@ -38,6 +38,7 @@ class KnowledgeBase(Base):
     embed_model: Mapped[str] = mapped_column(String(128), nullable=False)
     vs_collection: Mapped[str] = mapped_column(String(64), default=new_collection_name, nullable=False)
     search_mode: Mapped[str] = mapped_column(String(16), default="", nullable=False)  # "" = the global default
+    sync_folder: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # follow content/ (jobs)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     files: Mapped[list[KnowledgeFile]] = relationship(
@@ -141,3 +142,51 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+
+class IngestJob(Base):
+    """A batch of files to ingest into one knowledge base in the background (server/jobs).
+
+    `state`: queued, running, done (every file done or skipped), failed (finished, some files failed), cancelled.
+    `options` holds how the files are split and whether they replace registered ones.
+    """
+
+    __tablename__ = "ingest_job"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    kb_name: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), default="upload", nullable=False)
+    state: Mapped[str] = mapped_column(String(16), index=True, nullable=False)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    files: Mapped[list[IngestJobFile]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="IngestJobFile.id"
+    )
+
+
+class IngestJobFile(Base):
+    """One file of a job. `state`: queued, parsing, embedding, writing, done, failed (`error` says why),
+    cancelled, duplicate (same content as `error` names, skipped). `owner` is the writer lease of the process
+    working on it, so a file claimed by a process that died goes back to the queue."""
+
+    __tablename__ = "ingest_job_file"
+    __table_args__ = (UniqueConstraint("job_id", "file_name", name="uq_job_file_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("ingest_job.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(1024), nullable=False)
+    staged: Mapped[str] = mapped_column(String(1024), default="", nullable=False)  # relative to the data dir
+    size: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    state: Mapped[str] = mapped_column(String(16), index=True, nullable=False)
+    error: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    owner: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    job: Mapped[IngestJob] = relationship(back_populates="files")

@@ -162,3 +162,24 @@ def refresh_chunk_count(session: Session, *, file: KnowledgeFile) -> None:
 def delete_file(session: Session, file: KnowledgeFile) -> None:
     session.delete(file)
     session.flush()
+
+
+def files_by_sha256(session: Session, *, kb_id: int, digests: Sequence[str]) -> dict[str, str]:
+    """{sha256: a registered file with that content} among `digests`."""
+    rows = session.execute(
+        select(KnowledgeFile.sha256, KnowledgeFile.file_name)
+        .where(KnowledgeFile.kb_id == kb_id, KnowledgeFile.sha256.in_([d for d in digests if d]))
+        .order_by(KnowledgeFile.file_name)
+    ).all()
+    found: dict[str, str] = {}
+    for digest, name in rows:
+        found.setdefault(digest, name)
+    return found
+
+
+def file_digests(session: Session, *, kb_id: int) -> dict[str, str]:
+    """{file name: sha256} of every registered file of a KB."""
+    rows = session.execute(
+        select(KnowledgeFile.file_name, KnowledgeFile.sha256).where(KnowledgeFile.kb_id == kb_id)
+    ).all()
+    return {name: digest for name, digest in rows}

@@ -55,6 +55,11 @@ class KbCatalog:
         with self.session() as session:
             return {row.file_name: (row.sha256, row.custom_docs) for row in repo.list_files(session, kb_id=kb.id)}
 
+    def same_content(self, kb: KnowledgeBase, digests: list[str]) -> dict[str, str]:
+        """{sha256: a registered file of the KB with that content} among `digests`."""
+        with self.session() as session:
+            return repo.files_by_sha256(session, kb_id=kb.id, digests=digests)
+
     def is_registered(self, kb: KnowledgeBase, file_name: str) -> bool:
         with self.session() as session:
             return repo.get_file(session, kb_id=kb.id, file_name=file_name) is not None

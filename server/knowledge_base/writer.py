@@ -13,7 +13,7 @@ import base64
 import logging
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,10 @@ class ChunkEdit:
     vector: Vectors | None = None
 
 
+CommitHook = Callable[[Session, Sequence[PreparedFile]], None]
+"""Runs inside the transaction that registers files, with those files: what it writes commits with them."""
+
+
 @dataclass(frozen=True)
 class _Planned:
     prepared: PreparedFile
@@ -60,11 +64,20 @@ class KbWriter(JournaledWrites):
 
     # -- files ----------------------------------------------------------------------------------------------
 
-    def commit(self, kb_name: str, files: Sequence[PreparedFile], *, move: bool, replace: bool = True) -> Failures:
+    def commit(
+        self,
+        kb_name: str,
+        files: Sequence[PreparedFile],
+        *,
+        move: bool,
+        replace: bool = True,
+        on_commit: CommitHook | None = None,
+    ) -> Failures:
         """Write embedded files; returns {file_name: reason} for those that failed (the others are all in).
 
         Without `replace`, a file already registered fails as a duplicate. With `move`, each file's `source_path`
-        (a staged upload) is moved into the content folder once the registry shows it.
+        (a staged upload) is moved into the content folder once the registry shows it. `on_commit` records more in
+        the registering transaction (a job marks its files done).
         """
         failed: Failures = {}
         with self._writing(kb_name) as (kb, store):
@@ -77,7 +90,7 @@ class KbWriter(JournaledWrites):
             stored = self._store(kb, store, planned, failed)
             self._probes.reached("files:stored")
             try:
-                payload = self._register(kb, stored, entry, payload)
+                payload = self._register(kb, stored, entry, payload, on_commit)
             except (SQLAlchemyError, OSError) as error:
                 log.error("could not register %d files in %s: %s", len(stored), kb.name, error)
                 self._undo_files(store, payload)
@@ -134,7 +147,12 @@ class KbWriter(JournaledWrites):
         return stored
 
     def _register(
-        self, kb: KnowledgeBase, stored: list[_Planned], entry: int, payload: dict[str, Any]
+        self,
+        kb: KnowledgeBase,
+        stored: list[_Planned],
+        entry: int,
+        payload: dict[str, Any],
+        on_commit: CommitHook | None,
     ) -> dict[str, Any]:
         """One transaction: each stored file's rows replace its old ones, and the journal entry is committed."""
         kept = {item.prepared.record.file_name for item in stored}
@@ -145,6 +163,8 @@ class KbWriter(JournaledWrites):
                 existing = repo.get_file(session, kb_id=kb.id, file_name=one["name"])
                 one["old_ids"] = repo.file_vs_ids(session, file_id=existing.id) if existing else []
                 repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=item.ids, metas=prepared.metadatas)
+            if on_commit is not None:
+                on_commit(session, [item.prepared for item in stored])
             committed = {**payload, "files": entries, "dropped": _dropped_ids(payload, kept)}
             self._journal.commit(session, entry, committed)
         return committed

@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import Chunks, Files, KnowledgeBases
+from server.api.deps import Chunks, Files, Jobs, KnowledgeBases
 from server.api.envelope import Envelope, failures_response
 from server.api.fields import ChunkingFields
-from server.api.schemas import FailedFilesOut, FailedIdsOut, FilePageOut, Reply
+from server.api.schemas import FailedFilesOut, FailedIdsOut, FilePageOut, JobView, Reply
 from server.db.repository import FileOrder
 from server.knowledge_base.files import UpdateOptions, UploadOptions
 from server.knowledge_base.params import Chunking
@@ -20,6 +20,10 @@ from server.knowledge_base.params import Chunking
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 
 KbQuery = Annotated[str, Query(description="knowledge base name")]
+_BACKGROUND = "answer 202 with a job at once; follow it at /knowledge_base/jobs/{job_id}"
+_QUEUED: dict[int | str, dict[str, Any]] = {
+    202: {"model": Reply[JobView], "description": "background=true: the files are staged and queued as this job"}
+}
 _BINARY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 }
@@ -64,11 +68,13 @@ def list_folder_only_files(files: Files, knowledge_base_name: KbQuery) -> Envelo
 
 @router.post(
     "/upload_docs",
-    summary="Upload files, parse them and add them to the vector store",
+    summary="Upload files, parse them and add them to the vector store (background=true: as a job)",
     response_model=Reply[FailedFilesOut],
+    responses=_QUEUED,
 )
 async def upload_docs(
     files: Files,
+    jobs: Jobs,
     knowledge_base_name: Annotated[str, Form()],
     uploads: Annotated[list[UploadFile], File(alias="files", description="names may contain '/' for folders")],
     override: Annotated[bool, Form()] = False,
@@ -78,10 +84,14 @@ async def upload_docs(
     zh_title_enhance: Annotated[bool | None, Form()] = None,
     docs: Annotated[str | None, Form(description='{"file": [{"page_content", "metadata"}]} as JSON')] = None,
     not_refresh_vs_cache: Annotated[bool, Form()] = False,
+    background: Annotated[bool, Form(description=_BACKGROUND)] = False,
 ) -> Envelope:
     chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance)
     options = UploadOptions(override, to_vector_store, chunking, docs)
     sent = [(upload.filename, upload.file) for upload in uploads]
+    if background and to_vector_store:
+        job = await run_in_threadpool(jobs.submit_upload, knowledge_base_name, sent, options)
+        return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
     failed = await run_in_threadpool(files.upload, knowledge_base_name, sent, options)
     return failures_response(failed, len(sent), f"uploaded {len(sent) - len(failed)} files")
 
@@ -109,12 +119,19 @@ class UpdateDocs(ChunkingFields):
     override_custom_docs: bool = False
     docs: str | dict[str, Any] | None = None
     not_refresh_vs_cache: bool = False
+    background: bool = Field(False, description=_BACKGROUND)
 
 
 @router.post(
-    "/update_docs", summary="Re-parse and re-embed files from the content folder", response_model=Reply[FailedFilesOut]
+    "/update_docs",
+    summary="Re-parse and re-embed files from the content folder (background=true: as a job)",
+    response_model=Reply[FailedFilesOut],
+    responses=_QUEUED,
 )
-def update_docs(files: Files, body: UpdateDocs) -> Envelope:
+def update_docs(files: Files, jobs: Jobs, body: UpdateDocs) -> Envelope:
+    if body.background:
+        job = jobs.submit_folder_files(body.knowledge_base_name, body.file_names, body.chunking())
+        return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
     options = UpdateOptions(body.chunking(), body.override_custom_docs, body.docs)
     failed = files.update(body.knowledge_base_name, body.file_names, options)
     return failures_response(failed, len(body.file_names), f"updated {len(body.file_names) - len(failed)} files")

@@ -1,0 +1,172 @@
+"""Running one queued task: a batch of a job's files, parsed, embedded together and written in one commit.
+
+A file is done in the same registry transaction that makes its chunks visible (`KbWriter.commit`'s hook), so
+after a crash every file is either done and whole in the KB, or not done and absent from it; the write journal
+undoes or finishes the store side. Files a dead process held go back to the queue (`JobRegistry.reclaim`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from server.db.models import KnowledgeBase
+from server.errors import DuplicateFile, ZhikuError
+from server.jobs.registry import Claim, ClaimedFile, JobRegistry
+from server.jobs.staging import JobFolders, settle_job
+from server.jobs.states import FileState
+from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.ingest import FilePreparer, PreparedFile, SourceFile
+from server.knowledge_base.params import ChunkParams
+from server.knowledge_base.storage import KbStorage
+from server.knowledge_base.writer import KbWriter
+
+log = logging.getLogger(__name__)
+
+DuplicatePolicy = Literal["skip", "keep"]
+Outcomes = dict[int, tuple[FileState, str]]
+
+
+class Stopping(Exception):
+    """The worker is shutting down: what it holds goes back to the queue."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled while this worker held some of its files."""
+
+
+@dataclass(frozen=True)
+class RunnerParts:
+    """What a runner reads and writes through (built once, shared with the rest of the process)."""
+
+    catalog: KbCatalog
+    storage: KbStorage
+    preparer: FilePreparer
+    writer: KbWriter
+
+
+class IngestRunner:
+    def __init__(
+        self,
+        registry: JobRegistry,
+        parts: RunnerParts,
+        *,
+        lease: str,
+        duplicates: DuplicatePolicy = "skip",
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self._registry = registry
+        self._parts = parts
+        self._lease = lease
+        self._duplicates = duplicates
+        self._stopping = stopping or threading.Event()
+        self._folders = JobFolders(parts.storage.data_dir)
+
+    def run_batch(self, job_id: str, file_ids: Sequence[int]) -> None:
+        """Take what is still queued of `file_ids` and ingest it; a no-op when another worker took it."""
+        if self._stopping.is_set():
+            return  # left queued: the next start enqueues it again
+        claim = self._registry.claim(job_id, file_ids, self._lease)
+        if claim is None:
+            return
+        try:
+            self._run(claim)
+        except Stopping:
+            log.info("job %s: stopping, %d files go back to the queue", job_id, len(claim.files))
+        except Cancelled:
+            self._registry.end_files(claim, {f.id: ("cancelled", "") for f in claim.files})
+        except Exception:
+            log.exception("job %s: a batch failed unexpectedly", job_id)
+            reason = "internal error; the server log has the details"
+            self._registry.end_files(claim, {f.id: ("failed", reason) for f in claim.files})
+            raise
+        finally:
+            self._registry.release(claim, [f.id for f in claim.files])  # only the files still in work
+            settle_job(self._registry, self._folders, job_id)
+
+    def _run(self, claim: Claim) -> None:
+        kb = self._parts.catalog.find(claim.kb_name)
+        if kb is None:
+            reason = f"knowledge base {claim.kb_name!r} was deleted"
+            self._registry.end_files(claim, {f.id: ("failed", reason) for f in claim.files})
+            return
+        files = self._screen(claim, kb)
+        if not files:
+            return
+        params = ChunkParams(**claim.options["chunking"])
+        sources = [SourceFile(self._source(kb, f), f.file_name) for f in files]
+        prepared, failed = self._parts.preparer.prepare(sources, params)
+        by_name = {f.file_name: f for f in files}
+        self._registry.end_files(claim, {by_name[name].id: ("failed", e.message) for name, e in failed.items()})
+        self._step(claim, [by_name[p.record.file_name].id for p in prepared], "embedding")
+        try:
+            self._parts.preparer.embed(kb.embed_model, prepared)
+        except ZhikuError as error:
+            self._registry.end_files(
+                claim, {by_name[p.record.file_name].id: ("failed", error.message) for p in prepared}
+            )
+            return
+        self._step(claim, [by_name[p.record.file_name].id for p in prepared], "writing")
+        self._write(claim, kb, prepared, by_name)
+
+    def _write(
+        self, claim: Claim, kb: KnowledgeBase, prepared: list[PreparedFile], by_name: dict[str, ClaimedFile]
+    ) -> None:
+        def done(session: Session, written: Sequence[PreparedFile]) -> None:
+            counts = {by_name[p.record.file_name].id: len(p.chunks) for p in written}
+            self._registry.mark_done(session, claim, counts)
+
+        upload = claim.kind == "upload"
+        replace = not upload or bool(claim.options.get("override"))
+        failed = self._parts.writer.commit(kb.name, prepared, move=upload, replace=replace, on_commit=done)
+        self._registry.end_files(claim, {by_name[name].id: ("failed", e.message) for name, e in failed.items()})
+
+    def _screen(self, claim: Claim, kb: KnowledgeBase) -> list[ClaimedFile]:
+        """Files to ingest; the others end here: duplicates of registered content, names taken without override."""
+        same = self._parts.catalog.same_content(kb, [f.sha256 for f in claim.files])
+        ended: Outcomes = {}
+        keep: list[ClaimedFile] = []
+        for item in claim.files:
+            twin = same.get(item.sha256) or next((k.file_name for k in keep if k.sha256 == item.sha256), None)
+            if claim.kind == "upload" and not claim.options.get("override") and self._taken(kb, item.file_name):
+                ended[item.id] = ("failed", DuplicateFile(_taken_msg(item.file_name, kb.name)).message)
+            elif twin is not None and self._is_duplicate(claim.kind, item.file_name, twin):
+                ended[item.id] = ("duplicate", f"same content as {twin}")
+            else:
+                keep.append(item)
+        self._registry.end_files(claim, ended)
+        return keep
+
+    def _is_duplicate(self, kind: str, file_name: str, twin: str) -> bool:
+        """A file whose content is registered already: under another name (the policy decides), or under its own
+        name when the folder sync sees it unchanged."""
+        if twin == file_name:
+            return kind == "sync"
+        return self._duplicates == "skip"
+
+    def _taken(self, kb: KnowledgeBase, file_name: str) -> bool:
+        path = self._parts.storage.content_path(kb.name, file_name)
+        return self._parts.catalog.is_registered(kb, file_name) or path.is_file() or path.is_symlink()
+
+    def _source(self, kb: KnowledgeBase, item: ClaimedFile) -> Path:
+        if item.staged:
+            return self._folders.resolve(item.staged)
+        return self._parts.storage.content_path(kb.name, item.file_name)
+
+    def _step(self, claim: Claim, file_ids: list[int], state: FileState) -> None:
+        """Move on to the next stage, unless the job was cancelled or the worker is stopping meanwhile."""
+        if self._stopping.is_set():
+            raise Stopping
+        if self._registry.is_cancelled(claim.job_id):
+            raise Cancelled
+        self._registry.move(claim, file_ids, state)
+
+
+def _taken_msg(file_name: str, kb_name: str) -> str:
+    return f"{file_name} already exists in {kb_name!r}; upload with override=true to replace it"
