@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages the tests use: antiword (legacy .doc); chromium and fonts-wqy-microhei (Web UI browser
-# tests, Chinese glyphs). Installed when missing and when we may (root);
+# tests, Chinese glyphs); redis-server (job workers sharing one queue). Installed when missing and when we may (root);
 # tests that need them skip with a reason otherwise.
 set -u
 need=()
 command -v antiword >/dev/null 2>&1 || need+=(antiword)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 fc-list 2>/dev/null | grep -qi 'wenquanyi micro hei' || need+=(fonts-wqy-microhei)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -19,12 +19,13 @@ from server.chat.prompts import PromptTemplates, load_prompt_templates
 from server.chat.service import ChatService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
 from server.db.engine import make_engine, make_session_factory
+from server.db.models import KnowledgeBase
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.embeddings.pool import EmbedLimits
 from server.jobs.queue import JobQueue, make_huey
 from server.jobs.registry import JobRegistry
-from server.jobs.runner import IngestRunner, RunnerParts
+from server.jobs.runner import IngestRunner, RunnerParts, WriteCheck
 from server.jobs.runtime import JobRuntime
 from server.jobs.service import JobOptions, JobService
 from server.jobs.staging import JOBS_DIR
@@ -76,6 +77,7 @@ class KbCore:
     probes: CrashProbes
     lease: WriterLease
     recovery: RecoveryReport
+    repair: Recovery  # recovers the writes of processes that die while this one runs
 
 
 @dataclass
@@ -175,7 +177,7 @@ def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
         store_options=options,
         reserved=reserved_names(settings),
     )
-    locks = KbLocks()
+    locks = KbLocks(settings.data_dir / ".writers" / "kb")  # shared with other processes on this data dir
     keywords = KeywordIndexes(catalog, storage, locks)
     lease = WriterLease(settings.data_dir)
     lease.acquire()
@@ -183,12 +185,16 @@ def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
     probes = CrashProbes(settings.crash_test.pause_at, settings.crash_test.marker_dir)
     writer = KbWriter(catalog, storage, keywords, locks, journal, probes)
     lifecycle = KbLifecycle(catalog, storage, keywords, locks, journal, probes)
-    report = Recovery(catalog, storage, journal, writer, lifecycle, lease).run()
-    return KbCore(catalog, storage, keywords, locks, writer, lifecycle, probes, lease, report)
+    repair = Recovery(catalog, storage, journal, writer, lifecycle, lease, locks)
+    report = repair.run()
+    return KbCore(catalog, storage, keywords, locks, writer, lifecycle, probes, lease, report, repair)
 
 
-def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = None) -> Services:
-    """Every service, wired on one KbCore."""
+def build_services(
+    settings: Settings, *, embeddings: EmbeddingPool | None = None, separate_worker: bool = False
+) -> Services:
+    """Every service, wired on one KbCore. A `separate_worker` (server.job_worker) writes only KBs whose store
+    other processes may write too."""
     limits = settings.limits
     embeddings = embeddings or EmbeddingPool(settings.embed_models, limits=embed_limits(settings))
     core = build_kb_core(settings, embeddings)
@@ -204,7 +210,7 @@ def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = Non
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
-    jobs, job_runtime = build_jobs(settings, core, preparer, defaults)
+    jobs, job_runtime = build_jobs(settings, core, preparer, defaults, separate_worker=separate_worker)
     return Services(
         knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
         files=FileService(
@@ -234,20 +240,44 @@ def build_services(settings: Settings, *, embeddings: EmbeddingPool | None = Non
 
 
 def build_jobs(
-    settings: Settings, core: KbCore, preparer: FilePreparer, defaults: KbDefaults
+    settings: Settings, core: KbCore, preparer: FilePreparer, defaults: KbDefaults, *, separate_worker: bool
 ) -> tuple[JobService, JobRuntime]:
     """The job service on its queue, and the runtime whose worker threads run the queued batches."""
     config = settings.jobs
     registry = JobRegistry(core.catalog)
     stopping = threading.Event()
     parts = RunnerParts(core.catalog, core.storage, preparer, core.writer)
-    runner = IngestRunner(registry, parts, lease=core.lease.id, duplicates=config.duplicates, stopping=stopping)
+    check = _shared_stores_only(settings) if separate_worker else None
+    runner = IngestRunner(
+        registry, parts, lease=core.lease.id, duplicates=config.duplicates, stopping=stopping, can_write=check
+    )
     huey = make_huey(config.queue, sqlite_file=settings.data_dir / JOBS_DIR / "queue.db", redis_url=config.redis_url)
     queue = JobQueue(huey, runner.run_batch)
     options = JobOptions(batch_files=config.batch_files, max_upload_bytes=settings.max_upload_bytes)
     service = JobService(registry, queue, core.catalog, core.storage, defaults, core.lease, options)
-    runtime = JobRuntime(service, queue, stopping, workers=config.workers, reclaim_interval_s=config.reclaim_interval_s)
+    runtime = JobRuntime(
+        service,
+        queue,
+        stopping,
+        workers=config.workers,
+        reclaim_interval_s=config.reclaim_interval_s,
+        repair=core.repair.recover_dead,
+    )
     return service, runtime
+
+
+def _shared_stores_only(settings: Settings) -> WriteCheck:
+    options = settings.store_options()
+
+    def reason(kb: KnowledgeBase) -> str | None:
+        if options[kb.vs_type].shared():
+            return None
+        return (
+            f"knowledge base {kb.name!r} uses the {kb.vs_type} store, which only the API process writes; "
+            "give the API job workers (jobs.workers > 0), or use pg or a Milvus server for separate workers"
+        )
+
+    return reason
 
 
 def _open_catalog(settings: Settings) -> KbCatalog:

@@ -20,7 +20,7 @@ from configs import Settings, load_settings
 from server.api.app import create_app
 from server.bootstrap import Services, build_services
 
-pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_milvus", "tests.tiny_llm"]
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_milvus", "tests.fixtures_redis", "tests.tiny_llm"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 HASH_MODELS: dict[str, Any] = {

@@ -170,3 +170,93 @@ class UiDefaults:
             file_types=tuple(item.extension.lstrip(".") for item in configs.file_types),
             prompt_templates={kind: tuple(names) for kind, names in configs.prompt_templates.items()},
         )
+
+
+ACTIVE_JOB_STATES = ("queued", "running")
+ENDED_FILE_STATES = ("done", "duplicate", "failed", "cancelled")  # nothing more will happen to such a file
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """One file of an ingestion job; `error` says why it failed, or which file it duplicates."""
+
+    file_name: str
+    state: str
+    error: str
+    size: int
+    chunk_count: int
+    attempts: int
+
+    @classmethod
+    def from_api(cls, row: dict[str, Any]) -> JobFile:
+        return cls(
+            file_name=str(row["file_name"]),
+            state=str(row.get("state") or ""),
+            error=str(row.get("error") or ""),
+            size=int(row.get("size") or 0),
+            chunk_count=int(row.get("chunk_count") or 0),
+            attempts=int(row.get("attempts") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background ingestion job as /knowledge_base/jobs shows it; `files` only in the detail of one job."""
+
+    job_id: str
+    knowledge_base_name: str
+    kind: str
+    state: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    total_files: int
+    counts: dict[str, int]
+    progress: float
+    chunks: int
+    bytes_total: int
+    bytes_done: int
+    files_per_s: float
+    chunks_per_s: float
+    eta_s: float | None
+    files: tuple[JobFile, ...] | None = None
+
+    @classmethod
+    def from_api(cls, row: dict[str, Any]) -> Job:
+        files = row.get("files")
+        eta = row.get("eta_s")
+        return cls(
+            job_id=str(row["job_id"]),
+            knowledge_base_name=str(row.get("knowledge_base_name") or ""),
+            kind=str(row.get("kind") or ""),
+            state=str(row.get("state") or ""),
+            created_at=str(row.get("created_at") or ""),
+            started_at=_optional_text(row.get("started_at")),
+            finished_at=_optional_text(row.get("finished_at")),
+            total_files=int(row.get("total_files") or 0),
+            counts={str(state): int(n) for state, n in (row.get("counts") or {}).items()},
+            progress=float(row.get("progress") or 0.0),
+            chunks=int(row.get("chunks") or 0),
+            bytes_total=int(row.get("bytes_total") or 0),
+            bytes_done=int(row.get("bytes_done") or 0),
+            files_per_s=float(row.get("files_per_s") or 0.0),
+            chunks_per_s=float(row.get("chunks_per_s") or 0.0),
+            eta_s=None if eta is None else float(eta),
+            files=None if files is None else tuple(JobFile.from_api(item) for item in files),
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_JOB_STATES
+
+    @property
+    def ended_files(self) -> int:
+        return sum(self.counts.get(state, 0) for state in ENDED_FILE_STATES)
+
+    @property
+    def failed_files(self) -> int:
+        return self.counts.get("failed", 0)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,9 @@ from server.errors import QueueUnavailable
 log = logging.getLogger(__name__)
 
 TASK_NAME = "zhiku.ingest"
-BatchHandler = Callable[[str, Sequence[int]], None]
+BatchHandler = Callable[[str, Sequence[int]], bool]
+"""Runs one batch; False: this process must not, so the task goes back to the queue for another."""
+_SEND_BACK_WAIT_S = 1.0
 
 
 def make_huey(kind: Literal["sqlite", "redis"], *, sqlite_file: Path, redis_url: str) -> Huey:
@@ -35,7 +38,13 @@ def make_huey(kind: Literal["sqlite", "redis"], *, sqlite_file: Path, redis_url:
 class JobQueue:
     def __init__(self, huey: Huey, handler: BatchHandler) -> None:
         self._huey = huey
-        self._task = huey.task(name=TASK_NAME)(handler)
+        self._handler = handler
+        self._task = huey.task(name=TASK_NAME)(self._run)
+
+    def _run(self, job_id: str, file_ids: list[int]) -> None:
+        if not self._handler(job_id, file_ids):
+            time.sleep(_SEND_BACK_WAIT_S)  # no hot loop while only this process is there to take it
+            self._task(job_id, file_ids)
 
     def enqueue(self, job_id: str, file_ids: Sequence[int], batch_size: int) -> None:
         """One task per `batch_size` files; raises QueueUnavailable when the queue's storage is unreachable."""
@@ -103,4 +112,4 @@ class JobWorkers:
                 wait = self._idle_wait_s
             else:
                 self._stopping.wait(wait)
-                wait = min(wait * 1.5, 2.0)
+                wait = min(wait * 1.5, 0.5)

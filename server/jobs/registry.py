@@ -217,6 +217,10 @@ class JobRegistry:
             found.setdefault(job_id, []).append(file_id)
         return found
 
+    def kb_of(self, job_id: str) -> str | None:
+        with self._catalog.session() as session:
+            return session.scalar(select(IngestJob.kb_name).where(IngestJob.id == job_id))
+
     def exists(self, job_id: str) -> bool:
         with self._catalog.session() as session:
             return session.get(IngestJob, job_id) is not None

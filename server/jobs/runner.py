@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,6 +30,8 @@ from server.knowledge_base.writer import KbWriter
 log = logging.getLogger(__name__)
 
 DuplicatePolicy = Literal["skip", "keep"]
+WriteCheck = Callable[[KnowledgeBase], str | None]
+"""Why this process must not write a KB (its store is not shared with other processes), or None."""
 Outcomes = dict[int, tuple[FileState, str]]
 
 
@@ -60,6 +62,7 @@ class IngestRunner:
         lease: str,
         duplicates: DuplicatePolicy = "skip",
         stopping: threading.Event | None = None,
+        can_write: WriteCheck | None = None,
     ) -> None:
         self._registry = registry
         self._parts = parts
@@ -67,14 +70,19 @@ class IngestRunner:
         self._duplicates = duplicates
         self._stopping = stopping or threading.Event()
         self._folders = JobFolders(parts.storage.data_dir)
+        self._can_write = can_write
+        self._deferred: set[str] = set()
 
-    def run_batch(self, job_id: str, file_ids: Sequence[int]) -> None:
-        """Take what is still queued of `file_ids` and ingest it; a no-op when another worker took it."""
+    def run_batch(self, job_id: str, file_ids: Sequence[int]) -> bool:
+        """Take what is still queued of `file_ids` and ingest it (a no-op when another worker took it); False when
+        this process must leave the batch to another (the queue sends it back)."""
         if self._stopping.is_set():
-            return  # left queued: the next start enqueues it again
+            return True  # left queued: the next start enqueues it again
+        if not self._may_write(job_id):
+            return False
         claim = self._registry.claim(job_id, file_ids, self._lease)
         if claim is None:
-            return
+            return True
         try:
             self._run(claim)
         except Stopping:
@@ -89,6 +97,17 @@ class IngestRunner:
         finally:
             self._registry.release(claim, [f.id for f in claim.files])  # only the files still in work
             settle_job(self._registry, self._folders, job_id)
+        return True
+
+    def _may_write(self, job_id: str) -> bool:
+        if self._can_write is None:
+            return True
+        kb = self._parts.catalog.find(self._registry.kb_of(job_id) or "")
+        reason = self._can_write(kb) if kb is not None else None
+        if reason is not None and job_id not in self._deferred:
+            self._deferred.add(job_id)
+            log.warning("job %s is left to the API's workers: %s", job_id, reason)
+        return reason is None
 
     def _run(self, claim: Claim) -> None:
         kb = self._parts.catalog.find(claim.kb_name)

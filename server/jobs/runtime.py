@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from server.jobs.queue import JobQueue, JobWorkers
 from server.jobs.service import JobService
@@ -20,12 +21,14 @@ class JobRuntime:
         *,
         workers: int,
         reclaim_interval_s: float = 5.0,
+        repair: Callable[[], object] | None = None,
     ) -> None:
         self._service = service
         self._queue = queue
         self._stopping = stopping
         self._workers = JobWorkers(queue, workers, stopping)
         self._reclaim_interval_s = reclaim_interval_s
+        self._repair = repair  # the write journal's recovery of dead processes, before their files are re-queued
         self._watch: threading.Thread | None = None
         self._started = False
 
@@ -34,6 +37,8 @@ class JobRuntime:
         if self._started:
             return
         self._started = True
+        if self._repair is not None:
+            self._repair()
         self._service.resume()
         self._workers.start()
         self._watch = threading.Thread(target=self._reclaim_loop, name="zhiku-job-reclaim", daemon=True)
@@ -55,6 +60,8 @@ class JobRuntime:
     def _reclaim_loop(self) -> None:
         while not self._stopping.wait(self._reclaim_interval_s):
             try:
+                if self._repair is not None:
+                    self._repair()
                 if released := self._service.reclaim():
                     log.warning("%d files of a worker that died went back to the queue", released)
             except Exception:

@@ -5,6 +5,8 @@
 3. Leftovers are swept: staged uploads, store folders and keyword files of other collections, temp files.
 
 It runs only when no other process holds a writer lease on the data dir, so it never touches a live write.
+While processes run side by side (the API and separate job workers), `recover_dead` repairs, under the KB's lock,
+the writes of a process that died; the layout and leftovers wait for the next start-up alone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.journal import JournalEntry, WriteJournal
 from server.knowledge_base.lease import WriterLease
 from server.knowledge_base.lifecycle import KbLifecycle
+from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.paths import model_dir, vector_root
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.writer import KbWriter
@@ -50,6 +53,7 @@ class Recovery:
         writer: KbWriter,
         lifecycle: KbLifecycle,
         lease: WriterLease,
+        locks: KbLocks,
     ) -> None:
         self._catalog = catalog
         self._storage = storage
@@ -57,6 +61,19 @@ class Recovery:
         self._writer = writer
         self._lifecycle = lifecycle
         self._lease = lease
+        self._locks = locks
+
+    def recover_dead(self) -> RecoveryReport:
+        """The unfinished writes of processes that have died, while others live on."""
+        report = RecoveryReport()
+        alive = set(self._lease.others_alive())
+        for entry in self._journal.unfinished():
+            if entry.owner not in alive:
+                with self._locks(entry.kb_name):
+                    self._recover(entry, report)
+        if report.finished:
+            log.warning("recovered %d writes of a process that died: %s", len(report.finished), report.finished)
+        return report
 
     def run(self) -> RecoveryReport:
         report = RecoveryReport()

@@ -49,6 +49,10 @@ class StoreOptions(BaseModel):
         """These options with the defaults that depend on the data folder filled in."""
         return self
 
+    def shared(self) -> bool:
+        """Whether several processes may write this store at once (separate job workers need it)."""
+        return False
+
     def missing(self) -> str | None:
         """Why the backend cannot be used with these settings (e.g. no server address), or None."""
         return None
@@ -72,9 +76,15 @@ class MilvusOptions(StoreOptions):
     def resolved(self, data_dir: Path) -> MilvusOptions:
         return self if self.uri else self.model_copy(update={"uri": str((data_dir / "milvus.db").resolve())})
 
+    def shared(self) -> bool:
+        return "://" in self.uri  # a Milvus server; a Milvus Lite file belongs to the process that opened it
+
 
 class PgOptions(StoreOptions):
     uri: str | None = Field(None, description="postgresql+psycopg://user:password@host:5432/db; unset: pg is off")
+
+    def shared(self) -> bool:
+        return True
 
     def missing(self) -> str | None:
         if self.uri:
