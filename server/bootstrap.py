@@ -29,6 +29,7 @@ from server.jobs.runner import IngestRunner, RunnerParts, WriteCheck
 from server.jobs.runtime import JobRuntime
 from server.jobs.service import JobOptions, JobService
 from server.jobs.staging import JOBS_DIR
+from server.jobs.sync import FolderSync, FolderWatcher
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
@@ -98,6 +99,8 @@ class Services:
     server_configs: ServerConfigs
     jobs: JobService
     job_runtime: JobRuntime
+    folder_sync: FolderSync
+    _watcher: FolderWatcher | None  # set when the API watches the synced KBs' folders
     core: KbCore
     _searcher: Searcher
     _llm_client: LlmClient
@@ -112,8 +115,11 @@ class Services:
         return self.core.storage
 
     def start(self) -> None:
-        """Start this process's job workers (the API and worker processes do; one-shot tools need not)."""
+        """Start this process's job workers and folder watcher (the API and worker processes do; one-shot tools
+        need not)."""
         self.job_runtime.start()
+        if self._watcher is not None:
+            self._watcher.start()
 
     async def aclose(self) -> None:
         await self._llm_client.aclose()
@@ -122,6 +128,8 @@ class Services:
     def close(self) -> None:
         """Stop the job workers and the search threads, flush and close the open stores, release database pools
         and the lease."""
+        if self._watcher is not None:
+            self._watcher.stop()
         self.job_runtime.stop()
         self._searcher.close()
         self.core.storage.close()
@@ -210,7 +218,12 @@ def build_services(
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
-    jobs, job_runtime = build_jobs(settings, core, preparer, defaults, separate_worker=separate_worker)
+    jobs, job_runtime, job_registry = build_jobs(settings, core, preparer, defaults, separate_worker=separate_worker)
+    folder_sync = FolderSync(catalog, storage, core.writer, jobs, job_registry)
+    watch = settings.jobs.watch_folders and not separate_worker
+    watcher = (
+        FolderWatcher(folder_sync, settings.data_dir, debounce_ms=settings.jobs.sync_debounce_ms) if watch else None
+    )
     return Services(
         knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
         files=FileService(
@@ -232,6 +245,8 @@ def build_services(
         server_configs=server_configs(settings, prompts),
         jobs=jobs,
         job_runtime=job_runtime,
+        folder_sync=folder_sync,
+        _watcher=watcher,
         core=core,
         _searcher=searcher,
         _llm_client=client,
@@ -241,8 +256,8 @@ def build_services(
 
 def build_jobs(
     settings: Settings, core: KbCore, preparer: FilePreparer, defaults: KbDefaults, *, separate_worker: bool
-) -> tuple[JobService, JobRuntime]:
-    """The job service on its queue, and the runtime whose worker threads run the queued batches."""
+) -> tuple[JobService, JobRuntime, JobRegistry]:
+    """The job service on its queue, the runtime whose worker threads run the queued batches, and the registry."""
     config = settings.jobs
     registry = JobRegistry(core.catalog)
     stopping = threading.Event()
@@ -263,7 +278,7 @@ def build_jobs(
         reclaim_interval_s=config.reclaim_interval_s,
         repair=core.repair.recover_dead,
     )
-    return service, runtime
+    return service, runtime, registry
 
 
 def _shared_stores_only(settings: Settings) -> WriteCheck:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
 from server.server_configs import ServerConfigs
-from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent
+from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, Job, KbInfo, RebuildEvent
 
 # Uploads, re-vectorizing and rebuilds may take minutes on a big file; connecting must be quick.
 _TIMEOUT = httpx.Timeout(600.0, connect=5.0)
@@ -49,6 +50,21 @@ def kb_names(kbs: str | Sequence[str]) -> str | list[str]:
     if isinstance(kbs, str):
         return kbs
     return kbs[0] if len(kbs) == 1 else list(kbs)
+
+
+def _upload_form(kb: str, chunk_size: int, overlap: int, title: bool, override: bool) -> dict[str, str]:
+    return {
+        "knowledge_base_name": kb,
+        "chunk_size": str(chunk_size),
+        "chunk_overlap": str(overlap),
+        "zh_title_enhance": str(title).lower(),
+        "override": str(override).lower(),
+    }
+
+
+def _job_path(job_id: str) -> str:
+    """A job id as one path segment: ids come from the API, but a stray '/' must not reach another route."""
+    return quote(job_id, safe="")
 
 
 class ApiClient:
@@ -146,13 +162,7 @@ class ApiClient:
         override: bool = False,
     ) -> dict[str, str]:
         """Upload and vectorize files; returns {file name: reason} for the ones that failed."""
-        form = {
-            "knowledge_base_name": kb,
-            "chunk_size": str(chunk_size),
-            "chunk_overlap": str(chunk_overlap),
-            "zh_title_enhance": str(zh_title_enhance).lower(),
-            "override": str(override).lower(),
-        }
+        form = _upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override)
         parts = [("files", (name, content)) for name, content in files]
         try:
             data = self._data("POST", "/knowledge_base/upload_docs", data=form, files=parts)
@@ -161,6 +171,23 @@ class ApiClient:
                 return {files[0][0]: error.message}
             raise
         return {str(k): str(v) for k, v in (data or {}).get("failed_files", {}).items()}
+
+    def upload_docs_in_background(
+        self,
+        kb: str,
+        files: Sequence[UploadFile],
+        *,
+        chunk_size: int,
+        chunk_overlap: int,
+        zh_title_enhance: bool,
+        override: bool = False,
+    ) -> Job:
+        """Send files to be ingested by the API's workers; answers at once with the queued job.
+
+        The whole request is refused (ApiError) when one file is: a bad name, a name sent twice, too many bytes."""
+        form = {**_upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override), "background": "true"}
+        parts = [("files", (name, content)) for name, content in files]
+        return Job.from_api(self._data("POST", "/knowledge_base/upload_docs", data=form, files=parts))
 
     def delete_docs(self, kb: str, file_names: Sequence[str], *, delete_content: bool) -> dict[str, str]:
         payload = {"knowledge_base_name": kb, "file_names": list(file_names), "delete_content": delete_content}
@@ -185,6 +212,28 @@ class ApiClient:
     def download_doc(self, kb: str, file_name: str) -> bytes:
         params = {"knowledge_base_name": kb, "file_name": file_name}
         return self._send("GET", "/knowledge_base/download_doc", params=params).content
+
+    # -- background jobs -------------------------------------------------------------------------------------
+    def list_jobs(self, kb: str | None = None, *, state: str | None = None, limit: int = 50) -> list[Job]:
+        """Jobs newest first, without their files."""
+        params: dict[str, Any] = {"limit": limit}
+        if kb is not None:
+            params["knowledge_base_name"] = kb
+        if state is not None:
+            params["state"] = state
+        return [Job.from_api(row) for row in self._data("GET", "/knowledge_base/jobs", params=params)]
+
+    def get_job(self, job_id: str) -> Job:
+        """One job with every one of its files."""
+        return Job.from_api(self._data("GET", f"/knowledge_base/jobs/{_job_path(job_id)}"))
+
+    def cancel_job(self, job_id: str) -> Job:
+        """ApiError 409 when the job has already ended."""
+        return Job.from_api(self._data("POST", f"/knowledge_base/jobs/{_job_path(job_id)}/cancel"))
+
+    def retry_job(self, job_id: str) -> Job:
+        """Queue the job's failed files again; ApiError 409 when none failed."""
+        return Job.from_api(self._data("POST", f"/knowledge_base/jobs/{_job_path(job_id)}/retry"))
 
     # -- chunks and search -----------------------------------------------------------------------------------
     def search_docs(

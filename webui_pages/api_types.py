@@ -148,6 +148,7 @@ class UiDefaults:
     history_len: int
     default_llm: str
     file_types: tuple[str, ...]  # extensions without the dot, as st.file_uploader takes them
+    max_upload_bytes: int  # the API refuses a larger request body (api.max_upload_mb)
     prompt_templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
@@ -168,6 +169,7 @@ class UiDefaults:
             history_len=configs.history_len,
             default_llm=configs.default_llm or "",
             file_types=tuple(item.extension.lstrip(".") for item in configs.file_types),
+            max_upload_bytes=int(configs.max_upload_mb * 1024 * 1024),
             prompt_templates={kind: tuple(names) for kind, names in configs.prompt_templates.items()},
         )
 

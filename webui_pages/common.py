@@ -56,6 +56,20 @@ def flash(message: str, kind: str = "success") -> None:
     st.session_state["_flash"] = (kind, message)
 
 
+SECTION_KEY = "kb_section"
+_SECTION_NEXT = "_kb_section_next"
+
+
+def show_section_next_run(section: str) -> None:
+    """Open `section` of the KB page after the next rerun (a widget's value cannot change once it is drawn)."""
+    st.session_state[_SECTION_NEXT] = section
+
+
+def take_section_next_run() -> str | None:
+    value = st.session_state.pop(_SECTION_NEXT, None)
+    return None if value is None else str(value)
+
+
 def show_flash() -> None:
     kind, message = st.session_state.pop("_flash", ("", ""))
     if message:

@@ -7,9 +7,18 @@ from collections.abc import Callable
 import streamlit as st
 
 from webui_pages.api_types import KbInfo
-from webui_pages.common import UiContext, flash, search_mode_picker, show_flash, shows_errors
+from webui_pages.common import (
+    SECTION_KEY,
+    UiContext,
+    flash,
+    search_mode_picker,
+    show_flash,
+    shows_errors,
+    take_section_next_run,
+)
 from webui_pages.kb_chunks import render_chunks
 from webui_pages.kb_files import render_files
+from webui_pages.kb_jobs import render_jobs
 from webui_pages.kb_search import render_rebuild, render_search
 from webui_pages.kb_upload import render_upload
 
@@ -20,6 +29,7 @@ _NEXT = "_kb_choice_next"
 SECTIONS: dict[str, Callable[[UiContext, KbInfo], None]] = {
     "files": render_files,
     "upload": render_upload,
+    "jobs": render_jobs,
     "chunks": render_chunks,
     "search": render_search,
     "rebuild": render_rebuild,
@@ -38,9 +48,7 @@ def render_kb_page(ui: UiContext) -> None:
             return
         kb = kbs[choice]
         _header(ui, kb)
-        section = st.radio(
-            t("section"), list(SECTIONS), format_func=lambda s: t(f"section_{s}"), horizontal=True, key="kb_section"
-        )
+        section = _pick_section(ui)
         with shows_errors(t):
             SECTIONS[section](ui, kb)
 
@@ -48,6 +56,22 @@ def render_kb_page(ui: UiContext) -> None:
 def select_kb_next_run(name: str) -> None:
     """Make the picker show `name` after the next rerun (a widget's value cannot change once it is drawn)."""
     st.session_state[_NEXT] = name
+
+
+def _pick_section(ui: UiContext) -> str:
+    """The section radio; the URL keeps it (?section=jobs), so a reload comes back to the jobs being followed."""
+    t, options = ui.t, list(SECTIONS)
+    after_upload = take_section_next_run()
+    from_url = st.query_params.get("section")
+    if after_upload in options:
+        st.session_state[SECTION_KEY] = after_upload
+    elif SECTION_KEY not in st.session_state and from_url in options:
+        st.session_state[SECTION_KEY] = from_url
+    section = str(
+        st.radio(t("section"), options, format_func=lambda s: t(f"section_{s}"), horizontal=True, key=SECTION_KEY)
+    )
+    st.query_params["section"] = section
+    return section
 
 
 def _pick(ui: UiContext, names: list[str]) -> str:

@@ -1,24 +1,40 @@
-"""Uploading many files into a knowledge base, in batches, with a progress bar and a list of failures."""
+"""Uploading many files into a knowledge base as background jobs; the jobs panel then follows their progress."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from webui_pages.api_client import ApiError, UploadFile
+from webui_pages.api_client import ApiClient, ApiError, UploadFile
 from webui_pages.api_types import KbInfo
-from webui_pages.common import UiContext
+from webui_pages.common import UiContext, flash, show_section_next_run
+from webui_pages.i18n import Translator
 
-BATCH_FILES = 8  # files per request: the server parses a batch in parallel
+# A background request only stages the bytes (the API's workers parse later), so a request's cost is its bytes,
+# not its files: one request, and so one job, takes as many files as fit. The file cap stays well under the
+# 1,000 parts Starlette accepts in one multipart body; the byte cap keeps this process's copy of a request and
+# its send time bounded. Only uploads that exceed a cap are split, and each part becomes its own job (the API
+# cannot add files to a job it has already queued).
+BATCH_FILES = 500
 BATCH_BYTES = 32 * 1024 * 1024
+_PER_FILE_REFUSALS = (413, 422)  # a request refused for one of its files (too big, bad name): split it to find it
+
+
+@dataclass(frozen=True)
+class UploadParams:
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool
+    override: bool
 
 
 @dataclass
-class UploadReport:
-    uploaded: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+class SendReport:
+    job_ids: list[str] = field(default_factory=list)
+    queued: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # file name: why the API did not take it
 
 
 def batches(
@@ -39,10 +55,70 @@ def batches(
     return groups
 
 
+def batch_bytes(max_upload_bytes: int) -> int:
+    """Bytes of content per request: under the API's body limit, with room for the multipart headers."""
+    return max(1, min(BATCH_BYTES, max_upload_bytes * 9 // 10))
+
+
+def send_batches(
+    api: ApiClient,
+    kb: str,
+    groups: Sequence[Sequence[UploadFile]],
+    params: UploadParams,
+    on_sent: Callable[[int], None] | None = None,
+) -> SendReport:
+    """Queue each group as a background job. Once the API fails for a reason that is not one file's (it is down,
+    the KB is gone), the remaining groups are not sent: they are reported with that reason."""
+    report = SendReport()
+    for number, group in enumerate(groups, start=1):
+        try:
+            _send(api, kb, group, params, report)
+        except ApiError as error:
+            for rest in groups[number - 1 :]:
+                report.refused.update({name: error.message for name, _ in rest})
+            break
+        if on_sent:
+            on_sent(number)
+    return report
+
+
+def _send(api: ApiClient, kb: str, group: Sequence[UploadFile], params: UploadParams, report: SendReport) -> None:
+    try:
+        job = api.upload_docs_in_background(
+            kb,
+            group,
+            chunk_size=params.chunk_size,
+            chunk_overlap=params.chunk_overlap,
+            zh_title_enhance=params.zh_title_enhance,
+            override=params.override,
+        )
+    except ApiError as error:
+        if error.status not in _PER_FILE_REFUSALS:
+            raise
+        if len(group) == 1:
+            report.refused[group[0][0]] = error.message
+            return
+        half = len(group) // 2  # halving finds k bad files in about k·log2(n) extra requests
+        _send(api, kb, group[:half], params, report)
+        _send(api, kb, group[half:], params, report)
+        return
+    report.job_ids.append(job.job_id)
+    report.queued += job.total_files
+
+
+def report_message(t: Translator, report: SendReport) -> tuple[str, str]:
+    """The flash shown on the jobs panel: (kind, text)."""
+    text = t("upload_queued", n=report.queued, jobs=len(report.job_ids))
+    if not report.refused:
+        return "success", text
+    lines = [t("upload_refused_title", n=len(report.refused))]
+    lines += [t("failed_line", name=name, reason=reason) for name, reason in report.refused.items()]
+    return "warning", "\n\n".join([text, *lines])
+
+
 def render_upload(ui: UiContext, kb: KbInfo) -> None:
     t, d = ui.t, ui.defaults
-    result_key, round_key = f"upload_report_{kb.name}", f"upload_round_{kb.name}"
-    _show_report(ui, st.session_state.get(result_key))
+    round_key = f"upload_round_{kb.name}"
     with st.form(f"upload_{kb.name}"):
         files = st.file_uploader(
             t("upload_files", types=", ".join(d.file_types)),
@@ -64,43 +140,22 @@ def render_upload(ui: UiContext, kb: KbInfo) -> None:
     if overlap >= chunk_size:
         st.warning(t("overlap_too_big"))
         return
-    items = [(f.name, f.getvalue()) for f in files]
-    report = upload_in_batches(ui, kb.name, items, int(chunk_size), int(overlap), bool(title), bool(override))
-    st.session_state[result_key] = report
+    params = UploadParams(int(chunk_size), int(overlap), bool(title), bool(override))
+    report = _send_with_progress(ui, kb.name, [(f.name, f.getvalue()) for f in files], params)
+    kind, message = report_message(t, report)
+    flash(message, kind)
     st.session_state[round_key] = st.session_state.get(round_key, 0) + 1  # a fresh, empty uploader
+    show_section_next_run("jobs")
     st.rerun()
 
 
-def upload_in_batches(
-    ui: UiContext, kb: str, items: Sequence[UploadFile], chunk_size: int, overlap: int, title: bool, override: bool
-) -> UploadReport:
+def _send_with_progress(ui: UiContext, kb: str, items: Sequence[UploadFile], params: UploadParams) -> SendReport:
+    """The bar covers sending the bytes only; parsing and embedding go on in the API's workers afterwards."""
     t = ui.t
-    groups = batches(items)
-    report = UploadReport()
-    bar = st.progress(0.0, text=t("upload_starting", n=len(items)))
-    done = 0
-    for number, group in enumerate(groups, start=1):
-        names = ", ".join(name for name, _ in group)
-        bar.progress(done / len(items), text=t("upload_progress", i=number, n=len(groups), files=names))
-        try:
-            failed = ui.api.upload_docs(
-                kb, group, chunk_size=chunk_size, chunk_overlap=overlap, zh_title_enhance=title, override=override
-            )
-        except ApiError as error:  # the whole batch failed (e.g. every file a duplicate, or the API went down)
-            failed = {name: error.message for name, _ in group}
-        report.failed.update(failed)
-        report.uploaded += len(group) - len(failed)
-        done += len(group)
-    bar.progress(1.0, text=t("upload_done", ok=report.uploaded, failed=len(report.failed)))
-    return report
+    groups = batches(items, max_bytes=batch_bytes(ui.defaults.max_upload_bytes))
+    bar = st.progress(0.0, text=t("upload_sending", i=0, n=len(groups)))
 
+    def sent(number: int) -> None:
+        bar.progress(number / len(groups), text=t("upload_sending", i=number, n=len(groups)))
 
-def _show_report(ui: UiContext, report: UploadReport | None) -> None:
-    if report is None:
-        return
-    t = ui.t
-    if report.uploaded:
-        st.success(t("upload_done", ok=report.uploaded, failed=len(report.failed)))
-    if report.failed:
-        st.error(t("upload_failed_title", n=len(report.failed)))
-        st.table({t("col_file_name"): list(report.failed), t("col_reason"): list(report.failed.values())})
+    return send_batches(ui.api, kb, groups, params, on_sent=sent)

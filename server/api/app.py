@@ -19,6 +19,7 @@ from server.api.guards import ApiKeyGuard, BodyLimit, HidePaths
 from server.api.routes import (
     chat,
     files,
+    folder_sync,
     health,
     jobs,
     knowledge_bases,
@@ -93,7 +94,19 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     install_error_handlers(app)
     app.include_router(health.router)
     protected = [Depends(bearer_scheme)]
-    for module in (knowledge_bases, files, jobs, search, rebuild, chat, temp_docs, llm_models, server_info, other):
+    for module in (
+        knowledge_bases,
+        files,
+        jobs,
+        folder_sync,
+        search,
+        rebuild,
+        chat,
+        temp_docs,
+        llm_models,
+        server_info,
+        other,
+    ):
         app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)
     app.openapi = _documented(app)  # type: ignore[method-assign]  # FastAPI's documented extension point

@@ -14,6 +14,7 @@ from server.chat.service import ChatService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.embeddings import EmbeddingPool
 from server.jobs.service import JobService
+from server.jobs.sync import FolderSync
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
 from server.knowledge_base.rebuild import RebuildService
@@ -40,6 +41,10 @@ def _files(services: AppServices) -> FileService:
 
 def _jobs(services: AppServices) -> JobService:
     return services.jobs
+
+
+def _folder_sync(services: AppServices) -> FolderSync:
+    return services.folder_sync
 
 
 def _chunks(services: AppServices) -> ChunkService:
@@ -82,6 +87,7 @@ KnowledgeBases = Annotated[KnowledgeBaseService, Depends(_knowledge_bases)]
 Files = Annotated[FileService, Depends(_files)]
 Chunks = Annotated[ChunkService, Depends(_chunks)]
 Jobs = Annotated[JobService, Depends(_jobs)]
+Sync = Annotated[FolderSync, Depends(_folder_sync)]
 Search = Annotated[SearchService, Depends(_search)]
 Rebuild = Annotated[RebuildService, Depends(_rebuild)]
 Embeddings = Annotated[EmbeddingPool, Depends(_embeddings)]

@@ -10,12 +10,19 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.jobs.sync import SyncReport
 from server.jobs.views import JobFileView, JobView
 from server.knowledge_base.files import FileDetail
 from server.knowledge_base.service import KbSummary
 from server.retrieval.modes import KbSearchMode
 
-__all__ = ["FileDetail", "JobFileView", "JobView", "KbSummary"]  # the services' own records describe those answers
+__all__ = [
+    "FileDetail",
+    "JobFileView",
+    "JobView",
+    "KbSummary",
+    "SyncReport",
+]  # the services' own records describe those answers
 
 DataT = TypeVar("DataT")
 
@@ -49,6 +56,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 class KbInfoOut(BaseModel):
     kb_info: str
+
+
+class FolderSyncOut(BaseModel):
+    sync_folder: bool
+    scan: SyncReport | None = Field(None, description="when turned on: what the first look at the folder found")
 
 
 class SearchModeOut(BaseModel):

@@ -217,6 +217,30 @@ class JobRegistry:
             found.setdefault(job_id, []).append(file_id)
         return found
 
+    def in_flight(self, kb_name: str) -> set[str]:
+        """Names of the KB's files that a job still has to do (queued or in work)."""
+        with self._catalog.session() as session:
+            rows = session.scalars(
+                select(IngestJobFile.file_name)
+                .join(IngestJob)
+                .where(
+                    IngestJob.kb_name == kb_name,
+                    IngestJob.state.in_(("queued", "running")),
+                    IngestJobFile.state.in_(("queued", *ACTIVE_FILE)),
+                )
+            )
+            return set(rows)
+
+    def failed_versions(self, kb_name: str) -> set[tuple[str, str]]:
+        """(file name, sha256) of the KB's files whose ingestion failed in some job."""
+        with self._catalog.session() as session:
+            rows = session.execute(
+                select(IngestJobFile.file_name, IngestJobFile.sha256)
+                .join(IngestJob)
+                .where(IngestJob.kb_name == kb_name, IngestJobFile.state == "failed")
+            )
+            return {(name, digest) for name, digest in rows}
+
     def kb_of(self, job_id: str) -> str | None:
         with self._catalog.session() as session:
             return session.scalar(select(IngestJob.kb_name).where(IngestJob.id == job_id))

@@ -32,6 +32,7 @@ class KbSummary:
     file_count: int
     created_at: str
     search_mode: str = ""  # "" = the global default (kb.search_mode)
+    sync_folder: bool = False  # follows its content folder (server/jobs/sync.py)
 
 
 class KnowledgeBaseService:
@@ -108,4 +109,5 @@ class KnowledgeBaseService:
 
 def _summary(session: Session, kb: KnowledgeBase) -> KbSummary:
     count = repo.count_files(session, kb_id=kb.id)
-    return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, iso_utc(kb.created_at), kb.search_mode)
+    created = iso_utc(kb.created_at)
+    return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, created, kb.search_mode, kb.sync_folder)
