@@ -5,22 +5,26 @@ Examples:
   python init_database.py --recreate-vs                 # every KB folder under data_dir
   python init_database.py --recreate-vs -n samples -e all-MiniLM-L6-v2
   python init_database.py -i -n samples                 # only new or changed files
+  python init_database.py --watch -n samples            # follow the folder: ingest changes until Ctrl+C
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Callable
 
 from sqlalchemy import make_url
 from tqdm import tqdm
 
-from configs import load_settings
+from configs import Settings, load_settings
 from server.bootstrap import build_services, configure_logging
 from server.errors import ZhikuError
-from server.knowledge_base.files import FileService, UpdateOptions
+from server.jobs.service import JobService
+from server.jobs.states import DONE_FILE
+from server.jobs.sync import FolderSync, FolderWatcher
 from server.knowledge_base.maintenance import MaintenanceService
 from server.knowledge_base.rebuild import RebuildProgress, RebuildRequest, RebuildService
 from server.knowledge_base.service import KnowledgeBaseService
@@ -43,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-n", "--kb-name", nargs="+", default=[], help="only these knowledge bases")
     parser.add_argument("-e", "--embed-model", help="embedding model for --recreate-vs (switches the KB to it)")
     parser.add_argument("--vs-type", help="vector store type for --recreate-vs (moves the KB to it)")
+    parser.add_argument("--watch", action="store_true", help="then follow the content folders until Ctrl+C")
     return parser.parse_args(argv)
 
 
@@ -52,12 +57,12 @@ class DatabaseTool:
     def __init__(
         self,
         kbs: KnowledgeBaseService,
-        files: FileService,
+        jobs: JobService,
         rebuild: RebuildService,
         maintenance: MaintenanceService,
     ) -> None:
         self.kbs = kbs
-        self.files = files
+        self.jobs = jobs
         self.rebuild = rebuild
         self.maintenance = maintenance
 
@@ -108,12 +113,23 @@ class DatabaseTool:
             print(f"{name}: {verb} {len(done)} files" + (f" ({', '.join(done[:5])}...)" if done else ""))
 
     def revectorize(self, names: list[str], pick: Callable[[str], list[str]]) -> dict[str, str]:
+        """The picked files of each KB as one background job, the same pipeline as the API's, followed here."""
         failed: dict[str, str] = {}
         for name in self.targets(names):
-            for file_name in tqdm(pick(name), desc=f"vectorize {name}", unit="file", file=sys.stderr):
-                errors = self.files.update(name, [file_name], UpdateOptions())
-                failed.update({f"{name}/{f}": e.message for f, e in errors.items()})
+            file_names = pick(name)
+            if file_names:
+                failed.update(self.follow(name, self.jobs.submit_folder_files(name, file_names).job_id))
         return failed
+
+    def follow(self, kb_name: str, job_id: str) -> dict[str, str]:
+        """A progress bar until the job ends; returns its failures."""
+        with tqdm(desc=f"vectorize {kb_name}", unit="file", file=sys.stderr) as bar:
+            for view in self.jobs.progress(job_id, poll_s=0.2):
+                bar.total = view.total_files
+                bar.update(sum(view.counts[state] for state in DONE_FILE) - bar.n)
+                bar.set_postfix_str(f"{view.chunks} chunks, {view.files_per_s:.1f} files/s")
+        files = self.jobs.get(job_id).files or []
+        return {f"{kb_name}/{f.file_name}": f.error for f in files if f.state == "failed"}
 
     def summarize(self, failed: dict[str, str], seconds: float, database: str) -> None:
         for name, reason in failed.items():
@@ -123,21 +139,43 @@ class DatabaseTool:
         print(f"done in {seconds:.1f}s; {len(failed)} files skipped; database {database}")
 
 
+def watch(sync: FolderSync, settings: Settings, names: list[str]) -> None:
+    """Follow the KBs' content folders until Ctrl+C."""
+    watcher = FolderWatcher(sync, settings.data_dir, debounce_ms=settings.jobs.sync_debounce_ms, only=names)
+    print(f"watching {', '.join(names) or 'no knowledge base'}; Ctrl+C stops", file=sys.stderr)
+    watcher.start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+
+
+def tool_settings(settings: Settings) -> Settings:
+    """This process runs its own jobs (at least one worker thread) and watches folders only with --watch."""
+    jobs = settings.jobs.model_copy(update={"workers": max(settings.jobs.workers, 1), "watch_folders": False})
+    return settings.model_copy(update={"jobs": jobs})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     try:
-        settings = load_settings()
+        settings = tool_settings(load_settings())
         configure_logging("WARNING")
         services = build_services(settings)
+        services.start()
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    tool = DatabaseTool(services.knowledge_bases, services.files, services.rebuild, services.maintenance)
+    tool = DatabaseTool(services.knowledge_bases, services.jobs, services.rebuild, services.maintenance)
     try:
         failed = tool.run(args)
         database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
         tool.summarize(failed, time.perf_counter() - started, database)
+        if args.watch:
+            watch(services.folder_sync, settings, tool.targets(args.kb_name))
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

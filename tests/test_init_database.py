@@ -101,3 +101,36 @@ def test_sample_kb_builds(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     count = len(list((REPO / "knowledge_base" / "samples" / "content").rglob("*.md")))
     assert f"samples: {count} files" in result.stdout
+
+
+def test_watch_ingests_files_dropped_into_the_folder_until_interrupted(config: Path) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    data = config.parent / "data"
+    assert _run(config, "--recreate-vs").returncode == 0
+    env = {**os.environ, "ZHIKU_CONFIG": str(config)}
+    process = subprocess.Popen(
+        [sys.executable, "init_database.py", "--watch", "-n", "手册"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        assert process.stderr is not None
+        while "watching 手册" not in process.stderr.readline():
+            assert time.monotonic() < deadline and process.poll() is None, "init_database.py --watch did not start"
+        (data / "手册" / "content" / "dropped.txt").write_text("拖进文件夹的新文件。", encoding="utf-8")
+        (data / "手册" / "content" / "a.md").unlink()
+
+        def names() -> set[str]:
+            with sqlite3.connect(data / "info.db") as db:
+                return {row[0] for row in db.execute("SELECT file_name FROM knowledge_file")}
+
+        while names() != {"dropped.txt", "sub/b.txt"}:
+            assert time.monotonic() < deadline, f"the watcher did not follow the folder: {names()}"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0

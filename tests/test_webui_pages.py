@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.webui_fake_api import FakeApi
+from tests.webui_fake_api import FakeApi, fake_job, job_file
 from webui_pages.api_client import ApiError
 from webui_pages.api_types import KbInfo
 
@@ -227,3 +227,80 @@ def test_kb_chat_over_several_kbs_sends_a_list_and_says_each_kb_keeps_its_mode(a
     app.chat_input[0].set_value("问题").run()
     _, payload = next(args for name, args in api.calls if name == "chat")
     assert payload["knowledge_base_name"] == ["样例库", "英文库"] and "search_mode" not in payload
+
+
+def jobs_section(api: FakeApi, lang: str = "zh") -> AppTest:
+    app = run_page(api, lang=lang)
+    app.radio(key="kb_section").set_value("jobs").run()
+    return app
+
+
+def test_an_upload_is_queued_as_a_job_and_the_jobs_panel_opens(api: FakeApi) -> None:
+    app = run_page(api)
+    app.radio(key="kb_section").set_value("upload").run()
+    app.file_uploader[0].set_value([("c.md", b"# c", "text/markdown"), ("empty.txt", b"  ", "text/plain")])
+    click(app, "上传并向量化")
+    assert not app.exception
+    assert ("upload_docs_in_background", ["c.md", "empty.txt"]) in api.calls
+    assert app.radio(key="kb_section").value == "jobs"
+    shown = texts(app)
+    assert "已提交 2 个文件（1 个后台任务）" in shown
+    assert app.progress[0].proto.text == "2/2 个文件 · 2.1 个文件/秒 · 用时 2 分钟"
+    assert "已完成 1 · 失败 1" in shown
+    assert [b.label for b in app.button if b.label.startswith("重试")] == ["重试失败的文件"]
+
+
+def test_the_jobs_panel_reads_the_api_so_a_reload_shows_the_same(api: FakeApi) -> None:
+    files = [job_file(f"{i:04d}.md", "done") for i in range(37)] + [job_file(f"q{i}.md", "queued") for i in range(263)]
+    api.jobs["run1"] = fake_job("run1", "样例库", files)
+    app = jobs_section(api)
+    assert not app.exception
+    assert app.progress[0].proto.text == "37/300 个文件 · 2.1 个文件/秒 · 预计还需 1 分钟"
+    assert "进行中" in texts(app) and [b.label for b in app.button if b.label == "取消任务"] == ["取消任务"]
+    again = jobs_section(api)  # a new session: nothing carried over but the API's state
+    assert again.progress[0].proto.text == app.progress[0].proto.text
+
+
+def test_cancel_and_retry_go_to_the_api_and_say_what_happened(api: FakeApi) -> None:
+    api.jobs["ended"] = fake_job("ended", "样例库", [job_file("empty.txt", "failed", "no text could be extracted")])
+    api.jobs["live"] = fake_job("live", "样例库", [job_file("q.md", "queued")], state="queued")
+    app = jobs_section(api)
+    app.button(key="job_cancel_live").click().run()
+    assert ("cancel_job", "live") in api.calls and api.jobs["live"].state == "cancelled"
+    assert "任务已取消" in texts(app) and not [b for b in app.button if b.label == "取消任务"]
+    app.button(key="job_retry_ended").click().run()
+    assert ("retry_job", "ended") in api.calls and "已重新排队 1 个文件" in texts(app)
+    assert api.jobs["ended"].files is not None and api.jobs["ended"].files[0].attempts == 2
+
+
+def test_a_cancel_that_comes_too_late_is_a_readable_409(api: FakeApi) -> None:
+    api.jobs["live"] = fake_job("live", "样例库", [job_file("q.md", "queued")], state="queued")
+    app = jobs_section(api)
+    api.jobs["live"] = fake_job("live", "样例库", [job_file("q.md", "done")])  # it ended meanwhile
+    app.button(key="job_cancel_live").click().run()
+    assert not app.exception
+    assert "请求被拒绝（HTTP 409）" in texts(app)
+
+
+def test_a_1000_file_job_lists_one_page_of_files_failures_first(api: FakeApi) -> None:
+    files = [job_file(f"{i:04d}.md") for i in range(995)]
+    files += [job_file(f"bad{i}.txt", "failed", "no text could be extracted") for i in range(5)]
+    api.jobs["big"] = fake_job("big", "样例库", files)
+    app = jobs_section(api, lang="en")
+    assert not any(name == "get_job" for name, _ in api.calls)  # a closed list reads no files
+    assert "Files (1000)" in [e.label for e in app.expander]
+    app.session_state["job_files_big"] = True
+    app.run()
+    assert not app.exception
+    assert ("get_job", "big") in api.calls
+    assert "1–50 of 1000 (failures first)" in texts(app)
+    table = app.dataframe[0].value
+    assert len(table) == 50 and list(table["File"][:5]) == [f"bad{i}.txt" for i in range(5)]
+    assert set(table["State"][:5]) == {"failed"} and table["Reason"][0] == "no text could be extracted"
+    app.number_input(key="job_page_big").set_value(20).run()
+    assert "951–1000 of 1000" in texts(app)
+
+
+def test_no_jobs_yet(api: FakeApi) -> None:
+    app = jobs_section(api, lang="en")
+    assert "No jobs yet" in texts(app)

@@ -11,7 +11,19 @@ from server.bootstrap import PROMPT_TEMPLATES_FILE, server_configs
 from server.chat.prompts import load_prompt_templates
 from server.server_configs import ServerConfigs
 from webui_pages.api_client import ApiClient, ApiError, UploadFile
-from webui_pages.api_types import ChatPiece, Chunk, FilePage, FileRow, KbInfo, RebuildEvent, UiDefaults
+from webui_pages.api_types import (
+    ENDED_FILE_STATES,
+    ChatPiece,
+    Chunk,
+    FilePage,
+    FileRow,
+    Job,
+    JobFile,
+    KbInfo,
+    RebuildEvent,
+    UiDefaults,
+)
+from webui_pages.kb_jobs import FILE_STATES
 
 
 def fake_server_configs() -> ServerConfigs:
@@ -27,6 +39,38 @@ def fake_ui_defaults() -> UiDefaults:
 def file_row(name: str, chunks: int) -> FileRow:
     ext = name.rsplit(".", 1)[-1]
     return FileRow(name, ext, 1234, chunks, "text", False, "2026-01-01T00:00:00", True, True)
+
+
+def fake_job(job_id: str, kb: str, files: Sequence[JobFile], *, state: str = "", kind: str = "upload") -> Job:
+    """A job whose counts, progress and state follow from its files (as the API derives them)."""
+    counts = {name: sum(f.state == name for f in files) for name in FILE_STATES}
+    ended = sum(counts[name] for name in ENDED_FILE_STATES)
+    if not state:
+        state = "running" if ended < len(files) else ("failed" if counts["failed"] else "done")
+    active = state in ("queued", "running")
+    return Job(
+        job_id=job_id,
+        knowledge_base_name=kb,
+        kind=kind,
+        state=state,
+        created_at="2026-01-01T08:00:00+00:00",
+        started_at="2026-01-01T08:00:01+00:00",
+        finished_at=None if active else "2026-01-01T08:02:01+00:00",
+        total_files=len(files),
+        counts=counts,
+        progress=ended / len(files) if files else 1.0,
+        chunks=sum(f.chunk_count for f in files),
+        bytes_total=sum(f.size for f in files),
+        bytes_done=sum(f.size for f in files if f.state == "done"),
+        files_per_s=2.1 if counts["done"] else 0.0,
+        chunks_per_s=4.2 if counts["done"] else 0.0,
+        eta_s=60.0 if active else 0.0,
+        files=tuple(files),
+    )
+
+
+def job_file(name: str, state: str = "done", error: str = "", attempts: int = 1) -> JobFile:
+    return JobFile(name, state, error, 100, 1 if state == "done" else 0, attempts)
 
 
 class FakeApi(ApiClient):
@@ -47,6 +91,7 @@ class FakeApi(ApiClient):
         self.models: list[str] = []
         self.answer = ["你好", "，世界"]
         self.chat_error: ApiError | None = None
+        self.jobs: dict[str, Job] = {}  # oldest first, as they were queued
 
     def _check(self, name: str, args: Any = None) -> None:
         if self.down:
@@ -97,6 +142,50 @@ class FakeApi(ApiClient):
             if name not in failed:
                 self.files[kb][name] = file_row(name, 1)
         return failed
+
+    def upload_docs_in_background(self, kb: str, files: Sequence[UploadFile], **params: Any) -> Job:
+        """The fake's workers are instant: a blank file fails to parse, every other file is done."""
+        self._check("upload_docs_in_background", [name for name, _ in files])
+        rows = [
+            job_file(name, "failed", "no text could be extracted") if not data.strip() else job_file(name)
+            for name, data in files
+        ]
+        for row in rows:
+            if row.state == "done":
+                self.files[kb][row.file_name] = file_row(row.file_name, 1)
+        job = fake_job(f"job{len(self.jobs) + 1:04d}", kb, rows)
+        self.jobs[job.job_id] = job
+        return job
+
+    def list_jobs(self, kb: str | None = None, *, state: str | None = None, limit: int = 50) -> list[Job]:
+        self._check("list_jobs", (kb, state, limit))
+        jobs = [job for job in reversed(self.jobs.values()) if kb in (None, job.knowledge_base_name)]
+        return [dataclasses.replace(job, files=None) for job in jobs if state in (None, job.state)][:limit]
+
+    def get_job(self, job_id: str) -> Job:
+        self._check("get_job", job_id)
+        if job_id not in self.jobs:
+            raise ApiError(f"job {job_id} not found", 404)
+        return self.jobs[job_id]
+
+    def cancel_job(self, job_id: str) -> Job:
+        job = self.get_job(job_id)
+        self.calls.append(("cancel_job", job_id))
+        if not job.active:
+            raise ApiError(f"job {job_id} has already ended ({job.state})", 409)
+        rows = [dataclasses.replace(f, state="cancelled") if f.state == "queued" else f for f in job.files or ()]
+        self.jobs[job_id] = fake_job(job_id, job.knowledge_base_name, rows, state="cancelled")
+        return self.jobs[job_id]
+
+    def retry_job(self, job_id: str) -> Job:
+        """Retried files fail again (the fake cannot make a bad file good), one attempt later."""
+        job = self.get_job(job_id)
+        self.calls.append(("retry_job", job_id))
+        if not job.failed_files:
+            raise ApiError(f"job {job_id} has no failed files to retry", 409)
+        rows = [dataclasses.replace(f, attempts=f.attempts + 1) if f.state == "failed" else f for f in job.files or ()]
+        self.jobs[job_id] = fake_job(job_id, job.knowledge_base_name, rows)
+        return dataclasses.replace(self.jobs[job_id], counts={**self.jobs[job_id].counts, "queued": job.failed_files})
 
     def delete_docs(self, kb: str, file_names: Sequence[str], *, delete_content: bool) -> dict[str, str]:
         self._check("delete_docs", (list(file_names), delete_content))
