@@ -262,7 +262,7 @@ def build_jobs(
     registry = JobRegistry(core.catalog)
     stopping = threading.Event()
     parts = RunnerParts(core.catalog, core.storage, preparer, core.writer)
-    check = _shared_stores_only(settings) if separate_worker else None
+    check = shared_stores_only(settings) if separate_worker else None
     runner = IngestRunner(
         registry, parts, lease=core.lease.id, duplicates=config.duplicates, stopping=stopping, can_write=check
     )
@@ -281,7 +281,8 @@ def build_jobs(
     return service, runtime, registry
 
 
-def _shared_stores_only(settings: Settings) -> WriteCheck:
+def shared_stores_only(settings: Settings) -> WriteCheck:
+    """What a separate job worker may write: KBs on stores that other processes write too (pg, a Milvus server)."""
     options = settings.store_options()
 
     def reason(kb: KnowledgeBase) -> str | None:

@@ -5,6 +5,7 @@ Screenshots of each step go to test-artifacts/webui/.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,8 @@ def test_kb_lifecycle_in_the_browser(servers: tuple[str, str], page: Any) -> Non
     page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files([str(f) for f in files])
     see(page, SAMPLES[0])
     page.get_by_role("button", name="上传并向量化").click()
-    see(page, "上传完成：成功 2 个，失败 0 个")
+    see(page, "已提交 2 个文件（1 个后台任务）")
+    see(page, "2/2 个文件")  # the jobs panel follows the job to its end by itself
     shot(page, "03_upload_done")
 
     section(page, "文件")
@@ -282,3 +284,95 @@ def _kb_with_one_sample(api: str) -> None:
     path = shared_path("samples", "kb-samples", SAMPLES[0])
     files = {"files": (path.name, path.read_bytes())}
     httpx.post(f"{api}/knowledge_base/upload_docs", data={"knowledge_base_name": KB}, files=files).raise_for_status()
+
+
+JOBS_KB = "任务库"
+
+
+@pytest.fixture(scope="module")
+def idle_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An API whose process runs no job workers: a job stays queued until it is cancelled."""
+    require_browser()
+    tmp = tmp_path_factory.mktemp("webui-idle")
+    with LiveServer(make_settings(tmp, jobs={"workers": 0})) as api:
+        ui_values = {"embed_models": HASH_MODELS, "kb": {"default_embed_model": "hash"}}
+        config = write_ui_config(tmp / "ui.yaml", api.url, ui_values)
+        with streamlit_server(config, free_port(), tmp / "streamlit.log") as ui:
+            yield api.url, ui
+
+
+def _upload_through_the_ui(page: Any, ui: str, api: str, files: list[Path]) -> dict[str, Any]:
+    """Create JOBS_KB, send `files` from the upload form; returns the job the API queued."""
+    body = {"knowledge_base_name": JOBS_KB, "embed_model": "hash"}
+    httpx.post(f"{api}/knowledge_base/create_knowledge_base", json=body).raise_for_status()
+    page.goto(f"{ui}/?kb={JOBS_KB}")
+    section(page, "上传")
+    page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files([str(f) for f in files])
+    see(page, files[-1].name)
+    page.get_by_role("button", name="上传并向量化").click()
+    see(page, f"已提交 {len(files)} 个文件（1 个后台任务）")
+    [job] = httpx.get(f"{api}/knowledge_base/jobs", params={"knowledge_base_name": JOBS_KB}).json()["data"]
+    return dict(job)
+
+
+def _job(api: str, job_id: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{api}/knowledge_base/jobs/{job_id}").json()["data"])
+
+
+def test_an_upload_becomes_a_job_whose_failed_file_is_retried(
+    servers: tuple[str, str], page: Any, tmp_path: Path
+) -> None:
+    api, ui = servers
+    empty = tmp_path / "空白.txt"
+    empty.write_text("   \n", encoding="utf-8")
+    files = [*(shared_path("samples", "kb-samples", name) for name in SAMPLES), empty]
+    job = _upload_through_the_ui(page, ui, api, files)
+    progress = page.locator("[data-testid='stProgress']").first
+    progress.wait_for(state="visible")
+    see(page, "3/3 个文件")  # the panel refreshed itself until the job ended
+    see(page, "已完成 2 · 失败 1")
+    shot(page, "11_job_done_with_a_failure")
+    assert _job(api, job["job_id"])["state"] == "failed"
+
+    page.reload()  # everything on the panel comes from the API: a reload shows the same job
+    see(page, "3/3 个文件")
+    page.get_by_text("文件（3 个）").click()
+    see(page, "第 1–3 个，共 3 个（失败的在前）")
+    shot(page, "12_job_files_failures_first")
+    press(page, "重试失败的文件", then=lambda: page.get_by_text("已重新排队 1 个文件").first)
+    empty_row = _wait_for(lambda: _ended_file(api, job["job_id"], empty.name))
+    assert empty_row["state"] == "failed" and empty_row["attempts"] == 2
+    assert "no text could be extracted" in empty_row["error"]
+    see(page, "已完成 2 · 失败 1")
+    shot(page, "13_job_retried")
+
+
+def _ended_file(api: str, job_id: str, name: str) -> dict[str, Any] | None:
+    job = _job(api, job_id)
+    if job["state"] in ("queued", "running"):
+        return None
+    return next(dict(row) for row in job["files"] if row["file_name"] == name)
+
+
+def _wait_for(probe: Callable[[], dict[str, Any] | None], timeout_s: float = TIMEOUT / 1000) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (found := probe()) is not None:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"nothing came within {timeout_s} s")
+
+
+def test_a_queued_job_is_cancelled_from_the_jobs_panel(idle_servers: tuple[str, str], page: Any) -> None:
+    api, ui = idle_servers
+    files = [shared_path("samples", "kb-samples", name) for name in SAMPLES]
+    job = _upload_through_the_ui(page, ui, api, files)
+    see(page, "0/2 个文件 · 等待处理")
+    see(page, "排队中")
+    shot(page, "14_job_queued")
+    press(page, "取消任务", then=lambda: page.get_by_text("任务已取消").first)
+    see(page, "已取消 2")
+    shot(page, "15_job_cancelled")
+    cancelled = _job(api, job["job_id"])
+    assert cancelled["state"] == "cancelled" and cancelled["counts"]["cancelled"] == 2
+    assert page.get_by_role("button", name="取消任务").count() == 0
