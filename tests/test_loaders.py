@@ -426,3 +426,17 @@ def test_unreadable_ole_doc_without_converter(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(legacy_doc.shutil, "which", lambda _name: None)
     with pytest.raises(UnsupportedFileType, match=r"old\.doc.*LibreOffice or antiword.*\.docx"):
         load_file(write(tmp_path / "old.doc", OLE_MAGIC + bytes(2048)))
+
+
+def test_a_man_page_reads_as_headed_text(tmp_path: Path) -> None:
+    page = tmp_path / "ls.1.man"
+    page.write_text(
+        '.\\" generated\n.TH LS 1 "2023" "GNU"\n.SH NAME\nls \\- 列出目录内容\n.SH "SEE ALSO"\n'
+        ".TP\n\\fB\\-a\\fR, \\fB\\-\\-all\\fR\n不要忽略以 . 开头的条目 \\(em 全部列出\n.BR dir (1)\n",
+        encoding="utf-8",
+    )
+    loaded = load_file(page, source="man/ls.1.man")
+    text = loaded.docs[0].page_content
+    assert loaded.loader == "ManPageLoader"
+    assert text.startswith("# LS(1)") and "## Name\nls - 列出目录内容" in text and "## See Also" in text
+    assert "-a, --all" in text and "— 全部列出" in text and "dir(1)" in text and "\\f" not in text

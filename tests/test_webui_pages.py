@@ -271,6 +271,7 @@ def test_cancel_and_retry_go_to_the_api_and_say_what_happened(api: FakeApi) -> N
     app.button(key="job_retry_ended").click().run()
     assert ("retry_job", "ended") in api.calls and "已重新排队 1 个文件" in texts(app)
     assert api.jobs["ended"].files is not None and api.jobs["ended"].files[0].attempts == 2
+    assert app.button(key="job_cancel_ended")  # queued again, so it can be cancelled
 
 
 def test_a_cancel_that_comes_too_late_is_a_readable_409(api: FakeApi) -> None:
@@ -294,7 +295,7 @@ def test_a_1000_file_job_lists_one_page_of_files_failures_first(api: FakeApi) ->
     assert not app.exception
     assert ("get_job", "big") in api.calls
     assert "1–50 of 1000 (failures first)" in texts(app)
-    table = app.dataframe[0].value
+    table = app.table[0].value
     assert len(table) == 50 and list(table["File"][:5]) == [f"bad{i}.txt" for i in range(5)]
     assert set(table["State"][:5]) == {"failed"} and table["Reason"][0] == "no text could be extracted"
     app.number_input(key="job_page_big").set_value(20).run()

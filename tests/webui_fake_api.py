@@ -178,14 +178,17 @@ class FakeApi(ApiClient):
         return self.jobs[job_id]
 
     def retry_job(self, job_id: str) -> Job:
-        """Retried files fail again (the fake cannot make a bad file good), one attempt later."""
+        """As the API: the failed files are queued again, one attempt more, and the job with them."""
         job = self.get_job(job_id)
         self.calls.append(("retry_job", job_id))
         if not job.failed_files:
             raise ApiError(f"job {job_id} has no failed files to retry", 409)
-        rows = [dataclasses.replace(f, attempts=f.attempts + 1) if f.state == "failed" else f for f in job.files or ()]
-        self.jobs[job_id] = fake_job(job_id, job.knowledge_base_name, rows)
-        return dataclasses.replace(self.jobs[job_id], counts={**self.jobs[job_id].counts, "queued": job.failed_files})
+        rows = [
+            dataclasses.replace(f, state="queued", error="", attempts=f.attempts + 1) if f.state == "failed" else f
+            for f in job.files or ()
+        ]
+        self.jobs[job_id] = fake_job(job_id, job.knowledge_base_name, rows, state="queued")
+        return self.jobs[job_id]
 
     def delete_docs(self, kb: str, file_names: Sequence[str], *, delete_content: bool) -> dict[str, str]:
         self._check("delete_docs", (list(file_names), delete_content))

@@ -138,16 +138,17 @@ def _job_card(ui: UiContext, job: Job) -> None:
 
 def _actions(ui: UiContext, job: Job) -> None:
     t = ui.t
-    notice = st.session_state.get(_notice_key(job.job_id))
-    cancel, retry, _ = st.columns([1, 1, 3])
     if job.active:
-        cancel.button(t("job_cancel"), key=f"job_cancel_{job.job_id}", on_click=_cancel, args=(ui.api, t, job.job_id))
+        st.button(t("job_cancel"), key=f"job_cancel_{job.job_id}", on_click=_cancel, args=(ui.api, t, job.job_id))
     # Retry once the job has ended: the API puts a retried job back to "queued", which would misstate a job
     # whose other files are still being worked on.
-    if job.failed_files and not job.active:
-        retry.button(t("job_retry"), key=f"job_retry_{job.job_id}", on_click=_retry, args=(ui.api, t, job.job_id))
-    if notice:
-        kind, text = notice
+    elif job.failed_files:
+        st.button(t("job_retry"), key=f"job_retry_{job.job_id}", on_click=_retry, args=(ui.api, t, job.job_id))
+    notice = st.session_state.get(_notice_key(job.job_id))
+    # A notice describes the state its action led to; once the job has left it (a retried job ended again),
+    # the card's own state says more than the notice would.
+    if notice and notice[0] == job.active:
+        _, kind, text = notice
         (st.error if kind == "error" else st.success)(text)
 
 
@@ -159,18 +160,18 @@ def _cancel(api: ApiClient, t: Translator, job_id: str) -> None:
     try:
         api.cancel_job(job_id)
     except ApiError as error:  # e.g. 409: it ended between the last refresh and the click
-        st.session_state[_notice_key(job_id)] = ("error", error_text(t, error))
+        st.session_state[_notice_key(job_id)] = (False, "error", error_text(t, error))
     else:
-        st.session_state[_notice_key(job_id)] = ("success", t("job_cancelled"))
+        st.session_state[_notice_key(job_id)] = (False, "success", t("job_cancelled"))
 
 
 def _retry(api: ApiClient, t: Translator, job_id: str) -> None:
     try:
         job = api.retry_job(job_id)
-    except ApiError as error:
-        st.session_state[_notice_key(job_id)] = ("error", error_text(t, error))
+    except ApiError as error:  # e.g. 409: nothing failed, or the job was retried from another tab
+        st.session_state[_notice_key(job_id)] = (False, "error", error_text(t, error))
     else:
-        st.session_state[_notice_key(job_id)] = ("success", t("job_retried", n=job.counts.get("queued", 0)))
+        st.session_state[_notice_key(job_id)] = (True, "success", t("job_retried", n=job.counts.get("queued", 0)))
 
 
 def _files(ui: UiContext, job_id: str) -> None:
@@ -186,4 +187,5 @@ def _files(ui: UiContext, job_id: str) -> None:
     first = (page - 1) * FILES_PER_PAGE
     shown = files[first : first + FILES_PER_PAGE]
     st.caption(t("job_files_page", first=first + 1, last=first + len(shown), total=len(files)))
-    st.dataframe(file_columns(t, shown), hide_index=True)
+    # A static table, not a data grid: failure reasons are long and a grid cuts them to its column width.
+    st.table(file_columns(t, shown), hide_index=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.documents import Document
-from server.loaders import html, legacy_doc, office, pdf, text
+from server.loaders import html, legacy_doc, office, pdf, roff, text
 from server.loaders.limits import Budget
 
 LoaderFn = Callable[[Path, str, Budget], list[Document]]
@@ -41,7 +41,7 @@ class LoaderRegistry:
 
 
 LOADERS = LoaderRegistry(
-    FileLoader("TextLoader", (".txt",), text.load_txt),
+    FileLoader("TextLoader", (".txt", ".rst"), text.load_txt),
     FileLoader("MarkdownLoader", (".md", ".markdown"), text.load_markdown),
     FileLoader("CsvLoader", (".csv",), text.load_csv),
     FileLoader("JsonLoader", (".json",), text.load_json),
@@ -53,4 +53,5 @@ LOADERS = LoaderRegistry(
     FileLoader("XlsxLoader", (".xlsx",), office.load_xlsx),
     FileLoader("HtmlLoader", (".html", ".htm"), html.load_html),
     FileLoader("EpubLoader", (".epub",), html.load_epub),
+    FileLoader("ManPageLoader", (".man", ".roff", *(f".{section}" for section in range(1, 10))), roff.load_man),
 )

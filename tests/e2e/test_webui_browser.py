@@ -322,6 +322,8 @@ def _job(api: str, job_id: str) -> dict[str, Any]:
 def test_an_upload_becomes_a_job_whose_failed_file_is_retried(
     servers: tuple[str, str], page: Any, tmp_path: Path
 ) -> None:
+    from playwright.sync_api import expect
+
     api, ui = servers
     empty = tmp_path / "空白.txt"
     empty.write_text("   \n", encoding="utf-8")
@@ -338,20 +340,24 @@ def test_an_upload_becomes_a_job_whose_failed_file_is_retried(
     see(page, "3/3 个文件")
     page.get_by_text("文件（3 个）").click()
     see(page, "第 1–3 个，共 3 个（失败的在前）")
+    see(page, "no text could be extracted")
     shot(page, "12_job_files_failures_first")
-    press(page, "重试失败的文件", then=lambda: page.get_by_text("已重新排队 1 个文件").first)
-    empty_row = _wait_for(lambda: _ended_file(api, job["job_id"], empty.name))
-    assert empty_row["state"] == "failed" and empty_row["attempts"] == 2
-    assert "no text could be extracted" in empty_row["error"]
+    idle(page)  # the job has ended, so the panel is not refreshing: one click is enough
+    page.get_by_role("button", name="重试失败的文件").click()
+    empty_row = _wait_for(lambda: _ended_file(api, job["job_id"], empty.name, attempts=2))
+    assert empty_row["state"] == "failed" and "no text could be extracted" in empty_row["error"]
+    row = page.locator("[data-testid='stTable'] tbody tr").filter(has_text=empty.name).first
+    expect(row).to_contain_text("no text could be extracted", timeout=TIMEOUT)
+    expect(row.locator("td").nth(3)).to_have_text("2", timeout=TIMEOUT)  # the attempts column, refreshed
     see(page, "已完成 2 · 失败 1")
     shot(page, "13_job_retried")
 
 
-def _ended_file(api: str, job_id: str, name: str) -> dict[str, Any] | None:
+def _ended_file(api: str, job_id: str, name: str, attempts: int) -> dict[str, Any] | None:
+    """The job's file `name` once the job has ended after that file's `attempts`-th try."""
     job = _job(api, job_id)
-    if job["state"] in ("queued", "running"):
-        return None
-    return next(dict(row) for row in job["files"] if row["file_name"] == name)
+    row = next(dict(row) for row in job["files"] if row["file_name"] == name)
+    return row if job["state"] not in ("queued", "running") and row["attempts"] == attempts else None
 
 
 def _wait_for(probe: Callable[[], dict[str, Any] | None], timeout_s: float = TIMEOUT / 1000) -> dict[str, Any]:
