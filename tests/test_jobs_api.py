@@ -93,8 +93,10 @@ def test_a_failed_file_is_retried_and_bad_ids_get_a_clear_4xx(client: TestClient
     job_id = sent.json()["data"]["job_id"]
     ended = wait_ended(client, job_id)
     assert ended["state"] == "failed" and ended["counts"] == {**ended["counts"], "failed": 1, "done": 1}
-    reason = next(f["error"] for f in ended["files"] if f["file_name"] == "empty.txt")
-    assert "no text could be extracted" in reason
+    assert ended["files"][0]["file_name"] == "empty.txt"  # failures come first
+    assert "no text could be extracted" in ended["files"][0]["error"]
+    only = client.get(f"/knowledge_base/jobs/{job_id}", params={"file_state": "done", "files_limit": 5}).json()
+    assert [f["file_name"] for f in only["data"]["files"]] == ["ok.txt"] and only["data"]["total_files"] == 2
     cancel = client.post(f"/knowledge_base/jobs/{job_id}/cancel")
     assert cancel.status_code == 409 and "already ended" in cancel.json()["msg"]
     retried = client.post(f"/knowledge_base/jobs/{job_id}/retry")

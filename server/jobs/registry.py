@@ -268,10 +268,18 @@ class JobRegistry:
                 )
             )
 
-    def get(self, job_id: str) -> tuple[IngestJob, list[IngestJobFile]]:
+    def get(
+        self, job_id: str, *, state: FileState | None = None, offset: int = 0, limit: int | None = None
+    ) -> tuple[IngestJob, list[IngestJobFile]]:
+        """The job and its files (those in `state` only, when given), failures first, then in upload order."""
         with self._catalog.session() as session:
             job = self._require(session, job_id)
-            return job, list(job.files)
+            query = select(IngestJobFile).where(IngestJobFile.job_id == job_id)
+            if state is not None:
+                query = query.where(IngestJobFile.state == state)
+            failed_first = (IngestJobFile.state != "failed", IngestJobFile.id)
+            rows = session.scalars(query.order_by(*failed_first).offset(offset).limit(limit)).all()
+            return job, list(rows)
 
     def jobs(self, kb_name: str | None, state: JobState | None, limit: int) -> list[tuple[IngestJob, dict[str, Any]]]:
         """The newest jobs first, each with its file counts by state and its byte totals."""

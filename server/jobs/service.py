@@ -18,7 +18,7 @@ from server.errors import FileNotInKnowledgeBase, InvalidInput, QueueUnavailable
 from server.jobs.queue import JobQueue
 from server.jobs.registry import JobRegistry, NewFile
 from server.jobs.staging import JobFolders, settle_job
-from server.jobs.states import JOB_ENDED, JobState
+from server.jobs.states import JOB_ENDED, FileState, JobState
 from server.jobs.views import JobView, job_view
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.files import UploadOptions
@@ -108,8 +108,11 @@ class JobService:
 
     # -- following and steering -------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> JobView:
-        job, files = self._registry.get(job_id)
+    def get(
+        self, job_id: str, *, file_state: FileState | None = None, offset: int = 0, limit: int | None = None
+    ) -> JobView:
+        """The job with its files (failed ones first; `file_state`, `offset` and `limit` pick a page of them)."""
+        job, files = self._registry.get(job_id, state=file_state, offset=offset, limit=limit)
         return job_view(job, self._registry.summary(job_id), files)
 
     def summary(self, job_id: str) -> JobView:

@@ -13,7 +13,7 @@ from server.api.deps import Jobs
 from server.api.envelope import Envelope
 from server.api.schemas import JobView, Reply
 from server.api.sse import EventStream, event_schema, sse_lines
-from server.jobs.states import JobState
+from server.jobs.states import FileState, JobState
 
 router = APIRouter(prefix="/knowledge_base/jobs", tags=["Ingestion Jobs"])
 
@@ -31,8 +31,14 @@ def list_jobs(
 
 
 @router.get("/{job_id}", summary="One job: its files' states, counts, throughput, ETA", response_model=Reply[JobView])
-def get_job(jobs: Jobs, job_id: JobId) -> Envelope:
-    return Envelope(jobs.get(job_id))
+def get_job(
+    jobs: Jobs,
+    job_id: JobId,
+    file_state: Annotated[FileState | None, Query(description="only the files in this state")] = None,
+    files_offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    files_limit: Annotated[int, Query(ge=0, le=10_000, description="files listed (failed ones first)")] = 1000,
+) -> Envelope:
+    return Envelope(jobs.get(job_id, file_state=file_state, offset=files_offset, limit=files_limit))
 
 
 @router.get(
