@@ -293,13 +293,17 @@ def test_a_1000_file_job_lists_one_page_of_files_failures_first(api: FakeApi) ->
     app.session_state["job_files_big"] = True
     app.run()
     assert not app.exception
-    assert ("get_job", "big") in api.calls
+    assert ("get_job", ("big", "", 0, 50)) in api.calls  # one page is asked for, not the 1,000 files
     assert "1–50 of 1000 (failures first)" in texts(app)
     table = app.table[0].value
     assert len(table) == 50 and list(table["File"][:5]) == [f"bad{i}.txt" for i in range(5)]
-    assert set(table["State"][:5]) == {"failed"} and table["Reason"][0] == "no text could be extracted"
+    assert set(table["State"][:5]) == {"failed"} and table["Reason"].iloc[0] == "no text could be extracted"
     app.number_input(key="job_page_big").set_value(20).run()
-    assert "951–1000 of 1000" in texts(app)
+    assert ("get_job", ("big", "", 950, 50)) in api.calls and "951–1000 of 1000" in texts(app)
+    assert app.selectbox(key="job_state_big").options == ["every file", "done", "failed"]
+    app.selectbox(key="job_state_big").set_value("failed").run()
+    assert ("get_job", ("big", "failed", 0, 50)) in api.calls and "1–5 of 5" in texts(app)
+    assert list(app.table[0].value["File"]) == [f"bad{i}.txt" for i in range(5)]
 
 
 def test_no_jobs_yet(api: FakeApi) -> None:

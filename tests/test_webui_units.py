@@ -19,7 +19,7 @@ from webui_pages.chat_view import ChatMessage, conversation_markdown
 from webui_pages.dialogue_page import ChatOptions, chat_payload, history_payload
 from webui_pages.i18n import TEXTS, Translator
 from webui_pages.kb_chunks import chunk_changes
-from webui_pages.kb_jobs import counts_text, failures_first, format_duration, progress_text
+from webui_pages.kb_jobs import counts_text, format_duration, progress_text
 from webui_pages.kb_upload import UploadParams, batch_bytes, batches, report_message, send_batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,8 +214,9 @@ def test_job_routes_send_their_filters_and_parse_the_files() -> None:
     api = client_for(httpx.MockTransport(handle))
     assert [job.job_id for job in api.list_jobs("库", state="running", limit=5)] == ["j1"]
     assert dict(seen[0].params) == {"knowledge_base_name": "库", "state": "running", "limit": "5"}
-    [row] = api.get_job("a/b").files or ()
-    assert seen[1].raw_path == b"/knowledge_base/jobs/a%2Fb"  # an id stays one path segment
+    [row] = api.get_job("a/b", file_state="failed", offset=50, limit=50).files or ()
+    assert seen[1].raw_path.startswith(b"/knowledge_base/jobs/a%2Fb?")  # an id stays one path segment
+    assert dict(seen[1].params) == {"file_state": "failed", "files_offset": "50", "files_limit": "50"}
     assert (row.file_name, row.state, row.error, row.attempts, row.chunk_count) == ("e.txt", "failed", "empty", 2, 0)
     api.retry_job("j1")
     api.cancel_job("j1")
@@ -288,9 +289,3 @@ def test_progress_labels_in_both_languages() -> None:
     ended = fake_job("j", "库", [job_file("a.md"), job_file("e.txt", "failed", "empty")])
     assert progress_text(en, ended) == "2/2 files · 2.1 files/s · took 2 min"
     assert counts_text(en, ended) == "done 1 · failed 1" and counts_text(zh, ended) == "已完成 1 · 失败 1"
-
-
-def test_failures_come_first_then_what_still_moves() -> None:
-    files = [job_file("a", "done"), job_file("b", "queued"), job_file("c", "embedding"), job_file("d", "failed")]
-    files.append(job_file("e", "duplicate", "same content as a"))
-    assert [f.file_name for f in failures_first(files)] == ["d", "e", "c", "b", "a"]

@@ -162,14 +162,22 @@ class FakeApi(ApiClient):
         jobs = [job for job in reversed(self.jobs.values()) if kb in (None, job.knowledge_base_name)]
         return [dataclasses.replace(job, files=None) for job in jobs if state in (None, job.state)][:limit]
 
-    def get_job(self, job_id: str) -> Job:
-        self._check("get_job", job_id)
+    def get_job(self, job_id: str, *, file_state: str = "", offset: int = 0, limit: int | None = None) -> Job:
+        """As the API: the files in `file_state` (all without it), failed ones first, then in upload order."""
+        self._check("get_job", (job_id, file_state, offset, limit))
+        job = self._job(job_id)
+        rows = [f for f in job.files or () if file_state in ("", f.state)]
+        rows.sort(key=lambda f: f.state != "failed")  # a stable sort keeps the upload order otherwise
+        end = None if limit is None else offset + limit
+        return dataclasses.replace(job, files=tuple(rows[offset:end]))
+
+    def _job(self, job_id: str) -> Job:
         if job_id not in self.jobs:
             raise ApiError(f"job {job_id} not found", 404)
         return self.jobs[job_id]
 
     def cancel_job(self, job_id: str) -> Job:
-        job = self.get_job(job_id)
+        job = self._job(job_id)
         self.calls.append(("cancel_job", job_id))
         if not job.active:
             raise ApiError(f"job {job_id} has already ended ({job.state})", 409)
@@ -179,7 +187,7 @@ class FakeApi(ApiClient):
 
     def retry_job(self, job_id: str) -> Job:
         """As the API: the failed files are queued again, one attempt more, and the job with them."""
-        job = self.get_job(job_id)
+        job = self._job(job_id)
         self.calls.append(("retry_job", job_id))
         if not job.failed_files:
             raise ApiError(f"job {job_id} has no failed files to retry", 409)

@@ -223,9 +223,15 @@ class ApiClient:
             params["state"] = state
         return [Job.from_api(row) for row in self._data("GET", "/knowledge_base/jobs", params=params)]
 
-    def get_job(self, job_id: str) -> Job:
-        """One job with every one of its files."""
-        return Job.from_api(self._data("GET", f"/knowledge_base/jobs/{_job_path(job_id)}"))
+    def get_job(self, job_id: str, *, file_state: str = "", offset: int = 0, limit: int | None = None) -> Job:
+        """One job with a page of its files, failed ones first (`file_state`: only those in that state). Without
+        `limit` the API lists its default number of files (1,000)."""
+        params: dict[str, Any] = {"files_offset": offset}
+        if limit is not None:
+            params["files_limit"] = limit
+        if file_state:
+            params["file_state"] = file_state
+        return Job.from_api(self._data("GET", f"/knowledge_base/jobs/{_job_path(job_id)}", params=params))
 
     def cancel_job(self, job_id: str) -> Job:
         """ApiError 409 when the job has already ended."""

@@ -161,6 +161,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "job_retry": ("重试失败的文件", "Retry failed files"),
     "job_retried": ("已重新排队 {n} 个文件", "{n} files queued again"),
     "job_files": ("文件（{n} 个）", "Files ({n})"),
+    "job_files_state": ("只看", "Show"),
+    "job_files_all": ("全部文件", "every file"),
+    "job_files_none": ("没有这样的文件", "No such files"),
     "job_files_page": (
         "第 {first}–{last} 个，共 {total} 个（失败的在前）",
         "{first}–{last} of {total} (failures first)",

@@ -21,9 +21,8 @@ from webui_pages.i18n import Translator
 POLL_S = 2.0
 JOBS_SHOWN = 20
 FILES_PER_PAGE = 50  # a 1,000-file job is read page by page, failures first
+# The API's file states in the order a file goes through them (GET /knowledge_base/jobs/{id} lists each one).
 FILE_STATES = ("queued", "parsing", "embedding", "writing", "done", "failed", "cancelled", "duplicate")
-# Failures first (they are what the user has to act on), then what is still moving, then what went well.
-_FILE_ORDER = {"failed": 0, "duplicate": 1, "cancelled": 2, "parsing": 3, "embedding": 3, "writing": 3, "queued": 4}
 _STATE_COLOURS = {"queued": "gray", "running": "blue", "done": "green", "failed": "red", "cancelled": "orange"}
 
 
@@ -85,10 +84,6 @@ def job_title(t: Translator, job: Job) -> str:
 
 
 # -- files -----------------------------------------------------------------------------------------------------
-def failures_first(files: Sequence[JobFile]) -> list[JobFile]:
-    return sorted(files, key=lambda f: (_FILE_ORDER.get(f.state, 5), f.file_name))
-
-
 def file_columns(t: Translator, files: Sequence[JobFile]) -> dict[str, list[object]]:
     return {
         t("col_file_name"): [f.file_name for f in files],
@@ -133,7 +128,7 @@ def _job_card(ui: UiContext, job: Job) -> None:
         files = st.expander(t("job_files", n=job.total_files), key=f"job_files_{job.job_id}", on_change="rerun")
         if files.open:  # only an open list asks for the job's files
             with files:
-                _files(ui, job.job_id)
+                _files(ui, job)
 
 
 def _actions(ui: UiContext, job: Job) -> None:
@@ -145,10 +140,12 @@ def _actions(ui: UiContext, job: Job) -> None:
     elif job.failed_files:
         st.button(t("job_retry"), key=f"job_retry_{job.job_id}", on_click=_retry, args=(ui.api, t, job.job_id))
     notice = st.session_state.get(_notice_key(job.job_id))
-    # A notice describes the state its action led to; once the job has left it (a retried job ended again),
-    # the card's own state says more than the notice would.
-    if notice and notice[0] == job.active:
-        _, kind, text = notice
+    if notice is None:
+        return
+    kind, text, while_active = notice
+    # A success describes the state its action led to; once the job has left it (a retried job ended again),
+    # the card's own state says more. A failure stays until the next action on the job.
+    if while_active is None or while_active == job.active:
         (st.error if kind == "error" else st.success)(text)
 
 
@@ -160,32 +157,50 @@ def _cancel(api: ApiClient, t: Translator, job_id: str) -> None:
     try:
         api.cancel_job(job_id)
     except ApiError as error:  # e.g. 409: it ended between the last refresh and the click
-        st.session_state[_notice_key(job_id)] = (False, "error", error_text(t, error))
+        st.session_state[_notice_key(job_id)] = ("error", error_text(t, error), None)
     else:
-        st.session_state[_notice_key(job_id)] = (False, "success", t("job_cancelled"))
+        st.session_state[_notice_key(job_id)] = ("success", t("job_cancelled"), False)
 
 
 def _retry(api: ApiClient, t: Translator, job_id: str) -> None:
     try:
         job = api.retry_job(job_id)
     except ApiError as error:  # e.g. 409: nothing failed, or the job was retried from another tab
-        st.session_state[_notice_key(job_id)] = (False, "error", error_text(t, error))
+        st.session_state[_notice_key(job_id)] = ("error", error_text(t, error), None)
     else:
-        st.session_state[_notice_key(job_id)] = (True, "success", t("job_retried", n=job.counts.get("queued", 0)))
+        st.session_state[_notice_key(job_id)] = ("success", t("job_retried", n=job.counts.get("queued", 0)), True)
 
 
-def _files(ui: UiContext, job_id: str) -> None:
+def _files(ui: UiContext, job: Job) -> None:
+    """One page of the job's files, read from the API page by page (it lists failed files first)."""
     t = ui.t
-    files = failures_first(ui.api.get_job(job_id).files or ())
-    if not files:
-        return
-    pages = max(1, -(-len(files) // FILES_PER_PAGE))
-    page_key = f"job_page_{job_id}"
-    if int(st.session_state.get(page_key, 1)) > pages:
+    filter_col, page_col, _ = st.columns([2, 1, 3])
+    with filter_col:
+        state = _state_filter(t, job)
+    total = job.counts.get(state, 0) if state else job.total_files
+    pages = max(1, -(-total // FILES_PER_PAGE))
+    page_key = f"job_page_{job.job_id}"
+    if int(st.session_state.get(page_key, 1)) > pages:  # fewer files in the state now, or another filter
         st.session_state[page_key] = pages
-    page = int(st.number_input(t("page"), min_value=1, max_value=pages, step=1, key=page_key)) if pages > 1 else 1
+    page = 1
+    if pages > 1:
+        page = int(page_col.number_input(t("page"), min_value=1, max_value=pages, step=1, key=page_key))
     first = (page - 1) * FILES_PER_PAGE
-    shown = files[first : first + FILES_PER_PAGE]
-    st.caption(t("job_files_page", first=first + 1, last=first + len(shown), total=len(files)))
+    detail = ui.api.get_job(job.job_id, file_state=state, offset=first, limit=FILES_PER_PAGE)
+    shown = list(detail.files or ())
+    if not shown:
+        st.caption(t("job_files_none"))
+        return
+    st.caption(t("job_files_page", first=first + 1, last=first + len(shown), total=total))
     # A static table, not a data grid: failure reasons are long and a grid cuts them to its column width.
     st.table(file_columns(t, shown), hide_index=True)
+
+
+def _state_filter(t: Translator, job: Job) -> str:
+    """ "" (every file) or one of the states some file of the job is in."""
+    options = ["", *(state for state in FILE_STATES if job.counts.get(state))]
+    key = f"job_state_{job.job_id}"
+    if st.session_state.get(key, "") not in options:  # no file is left in the state picked (a refresh moved them)
+        st.session_state[key] = ""
+    names = {"": t("job_files_all"), **{state: t(f"file_state_{state}") for state in options[1:]}}
+    return str(st.selectbox(t("job_files_state"), options, format_func=names.__getitem__, key=key) or "")
