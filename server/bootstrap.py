@@ -218,7 +218,10 @@ def build_services(
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
-    jobs, job_runtime, job_registry = build_jobs(settings, core, preparer, defaults, separate_worker=separate_worker)
+    files = FileService(catalog, storage, preparer, core.writer, defaults, max_upload_bytes=settings.max_upload_bytes)
+    jobs, job_runtime, job_registry = build_jobs(
+        settings, core, files, preparer, defaults, separate_worker=separate_worker
+    )
     folder_sync = FolderSync(catalog, storage, core.writer, jobs, job_registry)
     watch = settings.jobs.watch_folders and not separate_worker
     watcher = (
@@ -226,9 +229,7 @@ def build_services(
     )
     return Services(
         knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
-        files=FileService(
-            catalog, storage, preparer, core.writer, defaults, max_upload_bytes=settings.max_upload_bytes
-        ),
+        files=files,
         chunks=ChunkService(catalog, embeddings, core.writer),
         search=search,
         rebuild=RebuildService(
@@ -255,13 +256,19 @@ def build_services(
 
 
 def build_jobs(
-    settings: Settings, core: KbCore, preparer: FilePreparer, defaults: KbDefaults, *, separate_worker: bool
+    settings: Settings,
+    core: KbCore,
+    files: FileService,
+    preparer: FilePreparer,
+    defaults: KbDefaults,
+    *,
+    separate_worker: bool,
 ) -> tuple[JobService, JobRuntime, JobRegistry]:
     """The job service on its queue, the runtime whose worker threads run the queued batches, and the registry."""
     config = settings.jobs
     registry = JobRegistry(core.catalog)
     stopping = threading.Event()
-    parts = RunnerParts(core.catalog, core.storage, preparer, core.writer)
+    parts = RunnerParts(core.catalog, core.storage, preparer, core.writer, files)
     check = shared_stores_only(settings) if separate_worker else None
     runner = IngestRunner(
         registry, parts, lease=core.lease.id, duplicates=config.duplicates, stopping=stopping, can_write=check

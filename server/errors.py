@@ -49,6 +49,10 @@ class LinkInContent(FileNotInKnowledgeBase):
 class DuplicateFile(ZhikuError):
     status_code = 409
 
+    @classmethod
+    def name_taken(cls, file_name: str, kb_name: str) -> DuplicateFile:
+        return cls(f"{file_name} already exists in {kb_name!r}; upload with override=true to replace it")
+
 
 class UnsupportedFileType(ZhikuError):
     status_code = 415

@@ -78,6 +78,18 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, *, what:
     raise RuntimeError(f"the {what} did not become healthy")
 
 
+def wait_job_ended(client: TestClient | httpx.Client, job_id: str, *, timeout: float = 60) -> dict[str, Any]:
+    """Poll a background job until it is done, failed or cancelled; returns its detail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/knowledge_base/jobs/{job_id}").json()["data"]
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} did not end within {timeout:.0f} s: {job}")
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

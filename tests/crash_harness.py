@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from conftest import HASH_MODELS, free_port, wait_healthy
 from fastapi.testclient import TestClient
@@ -27,6 +28,16 @@ from server.db.models import PendingWrite
 
 REPO = Path(__file__).resolve().parents[1]
 KB = "崩溃测试"
+
+
+def store_options(request: pytest.FixtureRequest, tmp_path: Path, vs_type: str) -> dict[str, Any]:
+    """The vector_stores settings a crash test of `vs_type` needs (a fresh PostgreSQL database for pg)."""
+    if vs_type == "milvus":
+        pytest.importorskip("milvus_lite")
+        return {"milvus": {"uri": str(tmp_path / "data" / "milvus.db")}}
+    if vs_type == "pg":
+        return {"pg": {"uri": request.getfixturevalue("pg_database")}}
+    return {}
 
 
 def settings_values(root: Path, vs_type: str, store_options: dict[str, Any]) -> dict[str, Any]:

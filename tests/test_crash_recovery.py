@@ -22,6 +22,7 @@ from crash_harness import (
     restarted,
     search_texts,
     settings_values,
+    store_options,
 )
 
 pytestmark = pytest.mark.integration
@@ -30,15 +31,6 @@ OLD_A = "苹果是一种红色的水果。苹果树在春天开花。"
 NEW_A = "香蕉是黄色的热带水果。香蕉含有丰富的钾。"
 B_TEXT = "北京是中国的首都。长城在北京的北边。"
 OTHERS = {f"extra{i}.txt": f"第{i}号补充文件。内容是编号{i}的说明。" for i in range(6)}
-
-
-def _stores(request: pytest.FixtureRequest, tmp_path: Path, vs_type: str) -> dict[str, Any]:
-    if vs_type == "milvus":
-        pytest.importorskip("milvus_lite")
-        return {"milvus": {"uri": str(tmp_path / "data" / "milvus.db")}}
-    if vs_type == "pg":
-        return {"pg": {"uri": request.getfixturevalue("pg_database")}}
-    return {}
 
 
 def _seed(values: dict[str, Any]) -> None:
@@ -102,7 +94,7 @@ CASES = [("faiss", p) for p in EVERY_POINT] + [(vs, p) for vs in ("milvus", "pg"
 def test_a_kill_at_each_point_leaves_a_consistent_kb(
     request: pytest.FixtureRequest, tmp_path: Path, vs_type: str, point: str
 ) -> None:
-    values = settings_values(tmp_path, vs_type, _stores(request, tmp_path, vs_type))
+    values = settings_values(tmp_path, vs_type, store_options(request, tmp_path, vs_type))
     _seed(values)
     kill_at(tmp_path, values, point, OPERATIONS[point.split(":")[0]])
     with restarted(values) as (client, services):

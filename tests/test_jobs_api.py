@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings
+from conftest import make_settings, wait_job_ended
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
@@ -19,16 +18,6 @@ KB = "后台库"
 def upload(client: TestClient, *files: tuple[str, bytes], kb: str = KB, **form: Any) -> Any:
     parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
     return client.post("/knowledge_base/upload_docs", data={"knowledge_base_name": kb, **form}, files=parts)
-
-
-def wait_ended(client: TestClient, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/knowledge_base/jobs/{job_id}").json()["data"]
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end: {job}")
 
 
 def make_client(tmp_path: Path, **jobs: Any) -> TestClient:
@@ -55,7 +44,7 @@ def test_a_background_upload_answers_202_with_a_job_and_ends_with_every_file_in(
     assert reply.status_code == 202 and reply.json()["code"] == 202
     job = reply.json()["data"]
     assert job["state"] in ("queued", "running") and job["total_files"] == 10
-    ended = wait_ended(client, job["job_id"])
+    ended = wait_job_ended(client, job["job_id"], timeout=30)
     assert ended["state"] == "done" and ended["counts"]["done"] == 10 and ended["progress"] == 1.0
     assert ended["chunks"] >= 10 and ended["eta_s"] == 0.0
     assert {f["state"] for f in ended["files"]} == {"done"}
@@ -67,7 +56,7 @@ def test_a_background_upload_answers_202_with_a_job_and_ends_with_every_file_in(
 
 def test_jobs_are_listed_by_kb_and_state_and_stream_their_progress(client: TestClient) -> None:
     job_id = upload(client, *documents(4), background="true").json()["data"]["job_id"]
-    wait_ended(client, job_id)
+    wait_job_ended(client, job_id, timeout=30)
     listed = client.get("/knowledge_base/jobs", params={"knowledge_base_name": KB}).json()["data"]
     assert [job["job_id"] for job in listed] == [job_id] and listed[0]["files"] is None
     assert client.get("/knowledge_base/jobs", params={"state": "running"}).json()["data"] == []
@@ -79,9 +68,9 @@ def test_jobs_are_listed_by_kb_and_state_and_stream_their_progress(client: TestC
 
 def test_duplicates_are_skipped_and_names_taken_fail_without_override(client: TestClient) -> None:
     first = upload(client, ("a.txt", "同一个内容".encode()), background="true").json()["data"]["job_id"]
-    wait_ended(client, first)
+    wait_job_ended(client, first, timeout=30)
     again = upload(client, ("b.txt", "同一个内容".encode()), ("a.txt", "新内容".encode()), background="true")
-    ended = wait_ended(client, again.json()["data"]["job_id"])
+    ended = wait_job_ended(client, again.json()["data"]["job_id"], timeout=30)
     states = {f["file_name"]: (f["state"], f["error"]) for f in ended["files"]}
     assert states["b.txt"] == ("duplicate", "same content as a.txt")
     assert states["a.txt"][0] == "failed" and "override=true" in states["a.txt"][1]
@@ -91,7 +80,7 @@ def test_duplicates_are_skipped_and_names_taken_fail_without_override(client: Te
 def test_a_failed_file_is_retried_and_bad_ids_get_a_clear_4xx(client: TestClient) -> None:
     sent = upload(client, ("empty.txt", b"   "), ("ok.txt", "可以读的文本".encode()), background="true")
     job_id = sent.json()["data"]["job_id"]
-    ended = wait_ended(client, job_id)
+    ended = wait_job_ended(client, job_id, timeout=30)
     assert ended["state"] == "failed" and ended["counts"] == {**ended["counts"], "failed": 1, "done": 1}
     assert ended["files"][0]["file_name"] == "empty.txt"  # failures come first
     assert "no text could be extracted" in ended["files"][0]["error"]
@@ -101,7 +90,7 @@ def test_a_failed_file_is_retried_and_bad_ids_get_a_clear_4xx(client: TestClient
     assert cancel.status_code == 409 and "already ended" in cancel.json()["msg"]
     retried = client.post(f"/knowledge_base/jobs/{job_id}/retry")
     assert retried.status_code == 200 and retried.json()["data"]["counts"]["done"] == 1
-    again = wait_ended(client, job_id)
+    again = wait_job_ended(client, job_id, timeout=30)
     assert (
         again["state"] == "failed" and next(f for f in again["files"] if f["file_name"] == "empty.txt")["attempts"] == 2
     )
@@ -115,7 +104,7 @@ def test_a_failed_file_is_retried_and_bad_ids_get_a_clear_4xx(client: TestClient
 
 def test_retrying_a_job_with_nothing_failed_is_409(client: TestClient) -> None:
     job_id = upload(client, *documents(2), background="true").json()["data"]["job_id"]
-    wait_ended(client, job_id)
+    wait_job_ended(client, job_id, timeout=30)
     reply = client.post(f"/knowledge_base/jobs/{job_id}/retry")
     assert reply.status_code == 409 and "no failed files" in reply.json()["msg"]
 
@@ -150,6 +139,6 @@ def test_update_docs_in_the_background_re_embeds_files_of_the_folder(client: Tes
         "/knowledge_base/update_docs", json={"knowledge_base_name": KB, "file_names": ["notes.txt"], "background": True}
     )
     assert reply.status_code == 202
-    assert wait_ended(client, reply.json()["data"]["job_id"])["state"] == "done"
+    assert wait_job_ended(client, reply.json()["data"]["job_id"], timeout=30)["state"] == "done"
     hits = client.post("/knowledge_base/search_docs", json={"knowledge_base_name": KB, "query": "updated"}).json()
     assert hits and "新的笔记" in hits[0]["page_content"]

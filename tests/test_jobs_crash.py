@@ -11,32 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from crash_harness import KB, api_process, assert_consistent, restarted, settings_values
-from fastapi.testclient import TestClient
+from conftest import wait_job_ended
+from crash_harness import KB, api_process, assert_consistent, restarted, settings_values, store_options
 
 pytestmark = pytest.mark.integration
 
 FILES = {f"批次/{i:02d}.txt": f"第{i}号文件。编号{i}的内容 marker{i}。".encode() for i in range(10)}
 BATCH = 2
-
-
-def _stores(request: pytest.FixtureRequest, tmp_path: Path, vs_type: str) -> dict[str, Any]:
-    if vs_type == "milvus":
-        pytest.importorskip("milvus_lite")
-        return {"milvus": {"uri": str(tmp_path / "data" / "milvus.db")}}
-    if vs_type == "pg":
-        return {"pg": {"uri": request.getfixturevalue("pg_database")}}
-    return {}
-
-
-def _wait_ended(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/knowledge_base/jobs/{job_id}").json()["data"]
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"the job did not end after the restart: {job}")
 
 
 def _start_and_kill(tmp_path: Path, values: dict[str, Any], point: str) -> tuple[str, dict[str, Any]]:
@@ -73,7 +54,7 @@ CASES = [
 def test_a_job_killed_mid_way_resumes_and_ingests_every_file_once(
     request: pytest.FixtureRequest, tmp_path: Path, vs_type: str, point: str
 ) -> None:
-    values = settings_values(tmp_path, vs_type, _stores(request, tmp_path, vs_type))
+    values = settings_values(tmp_path, vs_type, store_options(request, tmp_path, vs_type))
     values["jobs"] = {"workers": 1, "batch_files": BATCH}
     with restarted(values) as (client, _):
         assert client.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": KB}).status_code == 200
@@ -84,7 +65,7 @@ def test_a_job_killed_mid_way_resumes_and_ingests_every_file_once(
     assert len(done_before) == (3 if committed else 2) * BATCH, before
 
     with restarted(values) as (client, services):
-        job = _wait_ended(client, job_id)
+        job = wait_job_ended(client, job_id)
         assert job["state"] == "done" and job["counts"]["done"] == len(FILES), job
         attempts = {f["file_name"]: f["attempts"] for f in job["files"]}
         assert all(attempts[name] == 1 for name in done_before), "a file that was done was ingested again"

@@ -91,7 +91,7 @@ class _Interrupting(FilePreparer):
 
 def _runner(services: Services, registry: JobRegistry, interrupt: Any, stopping: threading.Event) -> IngestRunner:
     preparer = _Interrupting(services.embeddings, interrupt)
-    parts = RunnerParts(services.catalog, services.storage, preparer, services.core.writer)
+    parts = RunnerParts(services.catalog, services.storage, preparer, services.core.writer, services.files)
     return IngestRunner(registry, parts, lease=services.core.lease.id, stopping=stopping)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import HASH_MODELS, free_port, wait_healthy
+from conftest import HASH_MODELS, free_port, wait_healthy, wait_job_ended
 from crash_harness import assert_consistent, restarted
 from sqlalchemy import create_engine, text
 
@@ -68,16 +68,6 @@ def _wait_log(root: Path, name: str, needle: str, process: subprocess.Popen[byte
         time.sleep(0.05)
 
 
-def _wait_ended(http: httpx.Client, job_id: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/knowledge_base/jobs/{job_id}").json()["data"]
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"the job did not end: {job}")
-
-
 def _owners(pg: str, job_id: str) -> dict[str, str]:
     engine = create_engine(pg)
     try:
@@ -125,7 +115,7 @@ def test_two_workers_share_one_queue_and_ingest_each_file_once(tmp_path: Path, p
             "/knowledge_base/upload_docs", data={"knowledge_base_name": KB, "background": "true"}, files=_files(40)
         )
         assert reply.status_code == 202, reply.text
-        job = _wait_ended(http, reply.json()["data"]["job_id"])
+        job = wait_job_ended(http, reply.json()["data"]["job_id"], timeout=90)
         assert job["state"] == "done" and job["counts"]["done"] == 40, job
         assert {f["attempts"] for f in job["files"]} == {1}, "a file was taken twice"
         owners = _owners(pg_database, job["job_id"])
@@ -160,7 +150,7 @@ def test_a_worker_killed_mid_job_leaves_its_files_to_the_other(tmp_path: Path, p
                 os.kill(victim.pid, signal.SIGKILL)
                 victim.wait(timeout=30)
             with _process(tmp_path, "survivor", values, ["server.job_worker", "--threads", "1"]):
-                job = _wait_ended(http, job_id)
+                job = wait_job_ended(http, job_id, timeout=90)
             assert job["state"] == "done" and job["counts"]["done"] == 12, job
             attempts = sorted(f["attempts"] for f in job["files"])
             assert attempts == [1] * 11 + [2], attempts  # only the file killed inside its commit was redone

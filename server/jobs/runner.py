@@ -22,6 +22,7 @@ from server.jobs.registry import Claim, ClaimedFile, JobRegistry
 from server.jobs.staging import JobFolders, settle_job
 from server.jobs.states import FileState
 from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.files import FileService
 from server.knowledge_base.ingest import FilePreparer, PreparedFile, SourceFile
 from server.knowledge_base.params import ChunkParams
 from server.knowledge_base.storage import KbStorage
@@ -51,6 +52,7 @@ class RunnerParts:
     storage: KbStorage
     preparer: FilePreparer
     writer: KbWriter
+    files: FileService  # its rule for a file name already taken
 
 
 class IngestRunner:
@@ -151,10 +153,12 @@ class IngestRunner:
         same = self._parts.catalog.same_content(kb, [f.sha256 for f in claim.files])
         ended: Outcomes = {}
         keep: list[ClaimedFile] = []
+        check_names = claim.kind == "upload" and not claim.options.get("override")
         for item in claim.files:
             twin = same.get(item.sha256) or next((k.file_name for k in keep if k.sha256 == item.sha256), None)
-            if claim.kind == "upload" and not claim.options.get("override") and self._taken(kb, item.file_name):
-                ended[item.id] = ("failed", DuplicateFile(_taken_msg(item.file_name, kb.name)).message)
+            taken = self._taken(kb, item.file_name) if check_names else None
+            if taken is not None:
+                ended[item.id] = ("failed", taken.message)
             elif twin is not None and self._is_duplicate(claim.kind, item.file_name, twin):
                 ended[item.id] = ("duplicate", f"same content as {twin}")
             else:
@@ -169,9 +173,12 @@ class IngestRunner:
             return kind == "sync"
         return self._duplicates == "skip"
 
-    def _taken(self, kb: KnowledgeBase, file_name: str) -> bool:
-        path = self._parts.storage.content_path(kb.name, file_name)
-        return self._parts.catalog.is_registered(kb, file_name) or path.is_file() or path.is_symlink()
+    def _taken(self, kb: KnowledgeBase, file_name: str) -> DuplicateFile | None:
+        try:
+            self._parts.files.refuse_taken(kb, file_name)
+        except DuplicateFile as error:
+            return error
+        return None
 
     def _source(self, kb: KnowledgeBase, item: ClaimedFile) -> Path:
         if item.staged:
@@ -185,7 +192,3 @@ class IngestRunner:
         if self._registry.is_cancelled(claim.job_id):
             raise Cancelled
         self._registry.move(claim, file_ids, state)
-
-
-def _taken_msg(file_name: str, kb_name: str) -> str:
-    return f"{file_name} already exists in {kb_name!r}; upload with override=true to replace it"

@@ -157,7 +157,7 @@ class JobService:
         others = set(self._lease.others_alive())
         released = self._registry.reclaim(lambda lease: lease == self._lease.id or lease in others)
         for job_id in self._registry.unsettled():
-            self._settled(job_id)
+            settle_job(self._registry, self._folders, job_id)
         if not others:
             self._queue.flush()
             self._folders.sweep(self._registry.exists)
@@ -176,6 +176,3 @@ class JobService:
         for job_id, file_ids in by_job.items():
             self._queue.enqueue(job_id, file_ids, self._options.batch_files)
         return sum(len(ids) for ids in by_job.values())
-
-    def _settled(self, job_id: str) -> None:
-        settle_job(self._registry, self._folders, job_id)

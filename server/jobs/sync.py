@@ -66,8 +66,9 @@ class FolderSync:
             registered = self._catalog.registered(kb)
             busy = self._registry.in_flight(kb_name)  # queued already: not again until that job has it
             failed = self._registry.failed_versions(kb_name)  # a file that failed is tried again once it changes
+            present = self._storage.content_files(kb_name)
             changed, unchanged = [], 0
-            for name in self._storage.content_files(kb_name):
+            for name in present:
                 digest, custom = registered.get(name, ("", False))
                 if name in busy or custom or Path(name).suffix.lower() not in LOADERS.extensions():
                     continue  # hand-written chunks are kept; a type no loader reads would only fail
@@ -76,8 +77,8 @@ class FolderSync:
                     unchanged += 1
                 elif (name, current) not in failed:
                     changed.append(name)
-            present = set(self._storage.content_files(kb_name))
-            gone = [name for name in registered if name not in present and name not in busy]
+            on_disk = set(present)
+            gone = [name for name in registered if name not in on_disk and name not in busy]
             if gone:
                 self._writer.remove(kb_name, gone)
             job_id = self._jobs.submit_folder_files(kb_name, changed, kind="sync").job_id if changed else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from server.db.models import IngestJob, IngestJobFile, iso_utc, utcnow
@@ -82,4 +82,5 @@ def _elapsed(job: IngestJob, last_finished: datetime | None) -> float:
 
 
 def _aware(moment: datetime) -> datetime:
-    return datetime.fromisoformat(iso_utc(moment))
+    """SQLite hands timestamps back without their zone; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -188,10 +188,8 @@ class FileService:
         accepted = []
         for item in files:
             try:
-                if not options.override and self._exists(kb, item.file_name):
-                    raise DuplicateFile(
-                        f"{item.file_name} already exists in {kb.name!r}; upload with override=true to replace it"
-                    )
+                if not options.override:
+                    self.refuse_taken(kb, item.file_name)
                 if not options.to_vector_store:
                     target = self._storage.content_path(kb.name, item.file_name)
                     prepare_target(target, item.file_name)
@@ -207,9 +205,11 @@ class FileService:
         failed.update(self._writer.commit(kb.name, prepared, move=True, replace=options.override))
         return failed
 
-    def _exists(self, kb: KnowledgeBase, file_name: str) -> bool:
+    def refuse_taken(self, kb: KnowledgeBase, file_name: str) -> None:
+        """Raises DuplicateFile when the name is registered or a file (or link) has it in the content folder."""
         path = self._storage.content_path(kb.name, file_name)
-        return self._catalog.is_registered(kb, file_name) or path.is_file() or path.is_symlink()
+        if self._catalog.is_registered(kb, file_name) or path.is_file() or path.is_symlink():
+            raise DuplicateFile.name_taken(file_name, kb.name)
 
 
 def _validated(file_names: Sequence[str]) -> tuple[list[str], Failures]:

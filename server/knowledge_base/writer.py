@@ -111,7 +111,7 @@ class KbWriter(JournaledWrites):
             name = prepared.record.file_name
             try:
                 if not replace and self._catalog.is_registered(kb, name):
-                    raise DuplicateFile(f"{name} already exists in {kb.name!r}; upload with override=true to replace it")
+                    raise DuplicateFile.name_taken(name, kb.name)
                 if move and prepared.source_path is not None:
                     prepare_target(self._storage.content_path(kb.name, name), name)
             except ZhikuError as error:
