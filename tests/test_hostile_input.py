@@ -134,6 +134,18 @@ def test_a_csv_of_one_huge_line_is_refused(tmp_path: Path) -> None:
         assert_clean(response, 413, "commas.csv", "limits.max_chars_per_file")
 
 
+def test_a_man_page_of_escapes_and_requests_is_bounded(tmp_path: Path) -> None:
+    """Roff escapes and layout requests vanish in the text, so the bound is on what is left, and fast."""
+    settings = make_settings(tmp_path, limits={"max_chars_per_file": 100_000})
+    page = b".TH BIG 1\n" + b".SH NAME\n" + b"\\fBword\\fR \\(em " * 300_000 + b"\n.PP\n" * 50_000
+    with TestClient(create_app(settings)) as client:
+        client.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": KB})
+        started = time.perf_counter()
+        response = upload(client, ("big.1", page))
+        assert time.perf_counter() - started < 20
+        assert_clean(response, 413, "big.1", "limits.max_chars_per_file")
+
+
 def test_too_many_rows_in_a_sheet_or_csv(client: TestClient, tmp_path: Path) -> None:
     import openpyxl
 
