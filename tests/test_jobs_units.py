@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from huey import MemoryHuey
 
 from server.bootstrap import Services, shared_stores_only
+from server.db.models import utcnow
 from server.errors import JobFinished, JobNotFound, NothingToRetry
 from server.jobs.queue import JobQueue
 from server.jobs.registry import JobRegistry, NewFile
@@ -62,6 +64,34 @@ def test_cancel_and_retry_refuse_what_they_cannot_do(kb: Services) -> None:
         registry.cancel(job_id)
     with pytest.raises(JobNotFound):
         registry.get("missing")
+
+
+def test_retry_keeps_a_job_running_while_files_are_in_work(kb: Services) -> None:
+    registry = JobRegistry(kb.catalog)
+    job_id = _job(registry, ["a.txt", "b.txt"])
+    ids = registry.queued_files(job_id)
+    first, second = registry.claim(job_id, ids[:1], "lease-a"), registry.claim(job_id, ids[1:], "lease-b")
+    assert first is not None and second is not None
+    registry.end_files(first, {ids[0]: ("failed", "unreadable")})
+    registry.retry(job_id)
+    assert registry.get(job_id)[0].state == "running"  # b.txt is still in work
+
+
+def test_retry_of_an_ended_job_counts_working_time_only(kb: Services) -> None:
+    registry = JobRegistry(kb.catalog)
+    job_id = _job(registry, ["a.txt"])
+    claim = registry.claim(job_id, registry.queued_files(job_id), "lease-a")
+    assert claim is not None
+    registry.end_files(claim, {claim.files[0].id: ("failed", "unreadable")})
+    assert registry.settle(job_id) == "failed"
+    job, _ = registry.get(job_id)
+    assert job.started_at is not None and job.finished_at is not None
+    worked = job.finished_at.replace(tzinfo=None) - job.started_at.replace(tzinfo=None)
+    registry.retry(job_id)
+    job, _ = registry.get(job_id)
+    assert job.state == "queued" and job.started_at is not None
+    since_start = utcnow().replace(tzinfo=None) - job.started_at.replace(tzinfo=None)
+    assert since_start >= worked and since_start - worked < timedelta(seconds=5)
 
 
 def test_files_of_a_dead_process_go_back_to_the_queue(kb: Services) -> None:

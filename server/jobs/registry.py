@@ -189,7 +189,16 @@ class JobRegistry:
                 .where(IngestJobFile.id.in_(failed))
                 .values(state="queued", error="", owner="", finished_at=None)
             )
-            job.state, job.finished_at = "queued", None
+            busy = session.scalar(
+                select(func.count())
+                .select_from(IngestJobFile)
+                .where(IngestJobFile.job_id == job_id, IngestJobFile.state.in_(ACTIVE_FILE))
+            )
+            if job.finished_at is not None and job.started_at is not None:
+                # Throughput and ETA count from started_at: moving it by the time the job sat ended keeps them
+                # a measure of working time rather than of how long the user waited before retrying.
+                job.started_at += utcnow().replace(tzinfo=None) - job.finished_at.replace(tzinfo=None)
+            job.state, job.finished_at = ("running" if busy else "queued"), None
             return failed
 
     def reclaim(self, alive: Callable[[str], bool]) -> dict[str, list[int]]:
