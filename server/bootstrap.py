@@ -52,7 +52,7 @@ from server.loaders import LOADERS
 from server.retrieval.modes import SEARCH_MODES
 from server.retrieval.reranker import CrossEncoderReranker
 from server.retrieval.search import Searcher
-from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs
+from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs, chatchat_keys
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.pg_engine import dispose_engine
 from server.vectorstores.registry import STORES, MilvusOptions, PgOptions
@@ -227,13 +227,23 @@ def build_services(
     watcher = (
         FolderWatcher(folder_sync, settings.data_dir, debounce_ms=settings.jobs.sync_debounce_ms) if watch else None
     )
+    knowledge_bases = KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults)
     return Services(
-        knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
+        knowledge_bases=knowledge_bases,
         files=files,
         chunks=ChunkService(catalog, embeddings, core.writer),
         search=search,
         rebuild=RebuildService(
-            catalog, storage, keywords, preparer, core.lifecycle, core.locks, embeddings, defaults, core.probes
+            catalog,
+            storage,
+            keywords,
+            preparer,
+            core.lifecycle,
+            core.locks,
+            embeddings,
+            defaults,
+            core.probes,
+            knowledge_bases,
         ),
         maintenance=MaintenanceService(catalog, storage, core.writer),
         embeddings=embeddings,
@@ -334,6 +344,7 @@ def worker_base_url(settings: Settings) -> str:
 def server_configs(settings: Settings, prompts: PromptTemplates) -> ServerConfigs:
     kb = settings.kb
     return ServerConfigs(
+        **chatchat_keys(settings, prompts),
         top_k=kb.top_k,
         score_threshold=kb.score_threshold,
         search_mode=kb.search_mode,

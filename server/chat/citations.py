@@ -27,12 +27,14 @@ def numbered_context(results: Sequence[SearchResult]) -> str:
     return "\n\n".join(f"[{number}] {result.page_content}" for number, result in enumerate(results, start=1))
 
 
-def download_link(kb_name: str, file_name: str) -> str:
+def download_link(kb_name: str, file_name: str, base_url: str = "") -> str:
+    """The download_doc URL of a file; absolute when `base_url` (the API's own address) is given, as Chatchat's are,
+    so that a link shown by a UI on another port or forwarded by a bot still opens."""
     query = urlencode({"knowledge_base_name": kb_name, "file_name": file_name}, quote_via=quote)
-    return f"/knowledge_base/download_doc?{query}"
+    return f"{base_url.rstrip('/')}/knowledge_base/download_doc?{query}"
 
 
-def markdown_citations(results: Sequence[SearchResult], kb_name: str | None) -> list[str]:
+def markdown_citations(results: Sequence[SearchResult], kb_name: str | None, base_url: str = "") -> list[str]:
     """One Markdown string per chunk: number, file (a download link when `kb_name` is given), page, text."""
     if not results:
         return [NOTHING_FOUND]
@@ -40,7 +42,7 @@ def markdown_citations(results: Sequence[SearchResult], kb_name: str | None) -> 
     for number, result in enumerate(results, start=1):
         source = _source(result)
         kb = str(result.metadata.get("kb") or kb_name or "")  # several KBs: each chunk names its own
-        name = f"[{source}]({download_link(kb, source)})" if kb else f"[{source}]"
+        name = f"[{source}]({download_link(kb, source, base_url)})" if kb else f"[{source}]"
         docs.append(f"出处 [{number}] {name}{_page(result)}\n\n{result.page_content}")
     return docs
 

@@ -43,6 +43,15 @@ class ChatOptions:
 
 
 @dataclass(frozen=True)
+class Links:
+    """Where citations link: download_doc of `kb_name` (one KB; None: chunks name their own KB, or no links) at
+    `base_url`."""
+
+    kb_name: str | None = None
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
 class KbAnswer:
     """A started answer over retrieved chunks (`deltas` is None when no LLM is configured)."""
 
@@ -78,13 +87,15 @@ class ChatService:
         history: list[ChatMessage],
         options: ChatOptions,
         stream: bool,
+        base_url: str = "",
     ) -> AsyncIterator[Event]:
-        """Answer from one KB (its citations link to its files) or several (fused)."""
-        link_kb = kb_names if isinstance(kb_names, str) else None
+        """Answer from one KB or several (fused); citations link to download_doc at `base_url` (the API's
+        address)."""
+        links = Links(kb_names if isinstance(kb_names, str) else None, base_url)
         retrieve = self._search.retriever(kb_names, search)
         kind: KbKind = "knowledge_base_chat"
         return await self.kb_chat(
-            query, kind=kind, retrieve=retrieve, link_kb=link_kb, history=history, options=options, stream=stream
+            query, kind=kind, retrieve=retrieve, links=links, history=history, options=options, stream=stream
         )
 
     async def file_chat(
@@ -103,7 +114,7 @@ class ChatService:
             return self._temp.search(knowledge_id, query, top_k=search.top_k, score_threshold=search.score_threshold)
 
         return await self.kb_chat(
-            query, kind="file_chat", retrieve=retrieve, link_kb=None, history=history, options=options, stream=stream
+            query, kind="file_chat", retrieve=retrieve, links=Links(), history=history, options=options, stream=stream
         )
 
     async def completion(
@@ -195,14 +206,14 @@ class ChatService:
         *,
         kind: KbKind,
         retrieve: Callable[[], list[SearchResult]],
-        link_kb: str | None,
+        links: Links,
         history: list[ChatMessage],
         options: ChatOptions,
         stream: bool,
     ) -> AsyncIterator[Event]:
         """Events {"answer": piece}… then {"docs": [citations]}; one {"answer", "docs"} when not streaming."""
         answer = await self.kb_answer(query, kind=kind, retrieve=retrieve, history=history, options=options)
-        docs = markdown_citations(answer.results, link_kb)
+        docs = markdown_citations(answer.results, links.kb_name, links.base_url)
         events = _answer_events(answer.deltas, docs)
         return events if stream else _single(events, "answer")
 

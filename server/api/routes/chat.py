@@ -7,13 +7,13 @@ with the matching HTTP status, never an event stream.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from server.api.deps import Chat
 from server.api.envelope import Envelope
-from server.api.fields import KB_NAMES_HELP, ModelFields, SearchFields
+from server.api.fields import KB_NAMES_HELP, ModelFields, RequestBody, SearchFields
 from server.api.schemas import AnswerEventOut, ChatEventOut, Reply
 from server.api.sse import EventStream, event_schema, respond
 from server.knowledge_base.search import SearchQuery
@@ -36,7 +36,7 @@ class FileChatBody(ModelFields, SearchFields):
     knowledge_id: str = Field(min_length=1, max_length=64, description="the id from upload_temp_docs")
 
 
-class FeedbackBody(BaseModel):
+class FeedbackBody(RequestBody):
     message_id: str = Field(min_length=1, max_length=32)
     score: int = Field(ge=0, le=100, description="0 (bad) … 100 (good)")
     reason: str = Field("", max_length=2000)
@@ -66,7 +66,7 @@ async def chat(chat: Chat, body: ChatBody) -> Response:
     response_class=EventStream,
     responses=event_schema(AnswerEventOut),
 )
-async def knowledge_base_chat(chat: Chat, body: KbChatBody) -> Response:
+async def knowledge_base_chat(chat: Chat, body: KbChatBody, request: Request) -> Response:
     search = SearchQuery(body.query, body.top_k, body.score_threshold, search_mode=body.search_mode)
     events = await chat.knowledge_base_chat(
         body.query,
@@ -75,6 +75,7 @@ async def knowledge_base_chat(chat: Chat, body: KbChatBody) -> Response:
         history=body.history_messages(),
         options=body.options(),
         stream=body.stream,
+        base_url=str(request.base_url),
     )
     return await respond(events, body.stream)
 

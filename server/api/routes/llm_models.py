@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from server.api.deps import Models
 from server.api.envelope import Envelope
+from server.api.fields import RequestBody
 from server.api.schemas import ModelConfigOut, Reply
 
 router = APIRouter(prefix="/llm_model", tags=["LLM Model Management"])
 
 
-class _Body(BaseModel):
+class _Body(RequestBody):
     model_config = ConfigDict(protected_namespaces=())
 
 

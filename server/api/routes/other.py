@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Configs, Embeddings
 from server.api.envelope import Envelope
+from server.api.fields import RequestBody
 from server.api.schemas import Reply
 
 router = APIRouter(prefix="/other", tags=["Other"])
 
 
-class EmbedBody(BaseModel):
+class EmbedBody(RequestBody):
     texts: list[str] = Field(min_length=1, max_length=2048)
     embed_model: str | None = Field(None, description="a key of embed_models (default kb.default_embed_model)")
     to_query: bool = Field(False, description="embed as search queries (some models add a query prefix)")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from server.api.deps import Configs, Prompts
+from server.api.fields import RequestBody
 from server.server_configs import ServerConfigs
 
 router = APIRouter(prefix="/server", tags=["Server"])
 
 
-class PromptBody(BaseModel):
+class PromptBody(RequestBody):
     type: str = Field("llm_chat", description="llm_chat, knowledge_base_chat, file_chat or empty")
     name: str = "default"
 
