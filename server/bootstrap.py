@@ -18,6 +18,7 @@ from server.chat.models import LlmRegistry
 from server.chat.prompts import PromptTemplates, load_prompt_templates
 from server.chat.service import ChatService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
+from server.chat.web_search import WebSearch
 from server.db.engine import make_engine, make_session_factory
 from server.db.models import KnowledgeBase
 from server.db.schema import upgrade_database
@@ -248,7 +249,13 @@ def build_services(
         maintenance=MaintenanceService(catalog, storage, core.writer),
         embeddings=embeddings,
         chat=ChatService(
-            registry=registry, client=client, prompts=prompts, conversations=conversations, search=search, temp=temp
+            registry=registry,
+            client=client,
+            prompts=prompts,
+            conversations=conversations,
+            search=search,
+            temp=temp,
+            web=web_search(settings),
         ),
         models=ModelService(registry, client),
         temp_knowledge=temp,
@@ -325,6 +332,11 @@ def _reranker(settings: Settings) -> CrossEncoderReranker | None:
     if not config.enabled or not config.path:
         return None
     return CrossEncoderReranker(Path(config.path), device=config.device)
+
+
+def web_search(settings: Settings) -> WebSearch:
+    config = settings.web_search
+    return WebSearch(config.engines, default=config.default_engine, top_k=config.top_k, timeout_s=config.timeout_s)
 
 
 def configured_vs_types(settings: Settings) -> list[str]:

@@ -41,10 +41,18 @@ def markdown_citations(results: Sequence[SearchResult], kb_name: str | None, bas
     docs = []
     for number, result in enumerate(results, start=1):
         source = _source(result)
-        kb = str(result.metadata.get("kb") or kb_name or "")  # several KBs: each chunk names its own
-        name = f"[{source}]({download_link(kb, source, base_url)})" if kb else f"[{source}]"
+        link = _link(result, kb_name, base_url)
+        name = f"[{source}]({link})" if link else f"[{source}]"
         docs.append(f"出处 [{number}] {name}{_page(result)}\n\n{result.page_content}")
     return docs
+
+
+def _link(result: SearchResult, kb_name: str | None, base_url: str) -> str:
+    """A web result's page, a KB file's download_doc URL, or "" (temporary files cannot be downloaded)."""
+    if result.metadata.get("url"):
+        return str(result.metadata["url"])
+    kb = str(result.metadata.get("kb") or kb_name or "")  # several KBs: each chunk names its own
+    return download_link(kb, _source(result), base_url) if kb else ""
 
 
 def plain_sources(results: Sequence[SearchResult]) -> str:

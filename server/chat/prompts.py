@@ -15,6 +15,8 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "knowledge_base_chat": frozenset({"context", "question"}),
     "file_chat": frozenset({"context", "question"}),
     "empty": frozenset({"question"}),
+    "search_engine_chat": frozenset({"context", "question"}),
+    "completion": frozenset({"input"}),
 }
 """The prompt types and the placeholders each may use."""
 

@@ -20,13 +20,14 @@ from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
 from server.chat.temp_knowledge import TempKnowledgeStore
+from server.chat.web_search import WebSearch
 from server.errors import InvalidInput, ZhikuError
 from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
-KbKind = Literal["knowledge_base_chat", "file_chat"]
+KbKind = Literal["knowledge_base_chat", "file_chat", "search_engine_chat"]
 
 NO_LLM_ANSWER = (
     "（未配置大语言模型，这不是模型的回答：下面只列出为您的问题检索到的文档。）\n"
@@ -70,6 +71,7 @@ class ChatService:
         conversations: ConversationStore,
         search: SearchService,
         temp: TempKnowledgeStore,
+        web: WebSearch,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -77,6 +79,7 @@ class ChatService:
         self.conversations = conversations
         self._search = search
         self._temp = temp
+        self.web = web
 
     async def knowledge_base_chat(
         self,
@@ -116,6 +119,35 @@ class ChatService:
         return await self.kb_chat(
             query, kind="file_chat", retrieve=retrieve, links=Links(), history=history, options=options, stream=stream
         )
+
+    async def search_engine_chat(
+        self,
+        query: str,
+        engine: str,
+        top_k: int | None,
+        *,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Answer from web search results; citations link to the pages. Events as knowledge-base chat."""
+        self.web.check(engine)
+
+        def retrieve() -> list[SearchResult]:
+            return self.web.search(engine, query, top_k)
+
+        kind: KbKind = "search_engine_chat"
+        return await self.kb_chat(
+            query, kind=kind, retrieve=retrieve, links=Links(), history=history, options=options, stream=stream
+        )
+
+    async def text_completion(self, query: str, options: ChatOptions, *, echo: bool) -> AsyncIterator[str]:
+        """Chatchat's /other/completion: the model continues the `completion` template filled with `query`
+        (sent as one user message: every endpoint here speaks the chat protocol)."""
+        endpoint = self.endpoint(options.model_name, options.params)
+        prompt = self.prompts.render("completion", options.prompt_name, input=query)
+        deltas = await self.start(endpoint, [{"role": "user", "content": prompt}], options.params)
+        return _pieces(deltas, query if echo else "")
 
     async def completion(
         self, messages: list[ChatMessage], options: ChatOptions, kb_names: str | list[str] | None, search: SearchQuery
@@ -223,6 +255,17 @@ async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -
         async for delta in deltas:
             yield ChatDelta(delta.text, None, delta.usage)
         yield ChatDelta(sources, "stop")
+    finally:
+        await deltas.aclose()
+
+
+async def _pieces(deltas: AsyncGenerator[ChatDelta, None], prefix: str) -> AsyncGenerator[str, None]:
+    try:
+        if prefix:
+            yield prefix
+        async for delta in deltas:
+            if delta.text:
+                yield delta.text
     finally:
         await deltas.aclose()
 

@@ -1,4 +1,5 @@
-"""Chat routes (Chatchat 0.2 paths and fields): LLM chat, knowledge-base chat, file chat, feedback.
+"""Chat routes (Chatchat 0.2 paths and fields): LLM chat, knowledge-base chat, file chat, search-engine chat,
+feedback.
 
 Answers are Server-Sent Events, `data: {json}\\r\\n\\r\\n`; with stream=false exactly one event. Anything that
 fails before the answer starts (unknown model or KB, bad input, model endpoint down) is a plain JSON envelope
@@ -34,6 +35,14 @@ class KbChatBody(ModelFields, SearchFields):
 
 class FileChatBody(ModelFields, SearchFields):
     knowledge_id: str = Field(min_length=1, max_length=64, description="the id from upload_temp_docs")
+
+
+class SearchEngineChatBody(ModelFields):
+    search_engine_name: str = Field(min_length=1, examples=["searxng"], description="see /server/list_search_engines")
+    top_k: int | None = Field(None, ge=1, le=50, description="search results to answer from (default web_search.top_k)")
+    split_result: bool = Field(
+        False, description="accepted for Chatchat clients; results are short snippets, so they are never split"
+    )
 
 
 class FeedbackBody(RequestBody):
@@ -92,6 +101,24 @@ async def file_chat(chat: Chat, body: FileChatBody) -> Response:
         body.query,
         body.knowledge_id,
         search,
+        history=body.history_messages(),
+        options=body.options(),
+        stream=body.stream,
+    )
+    return await respond(events, body.stream)
+
+
+@router.post(
+    "/search_engine_chat",
+    summary="Answer from web search results (events: answer…, then docs linking the pages)",
+    response_class=EventStream,
+    responses=event_schema(AnswerEventOut),
+)
+async def search_engine_chat(chat: Chat, body: SearchEngineChatBody) -> Response:
+    events = await chat.search_engine_chat(
+        body.query,
+        body.search_engine_name,
+        body.top_k,
         history=body.history_messages(),
         options=body.options(),
         stream=body.stream,

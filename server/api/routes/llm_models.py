@@ -60,3 +60,19 @@ async def get_model_config(models: Models, body: ModelBody) -> Envelope:
 @router.post("/change", summary="Not supported: models come from the settings", response_model=Reply[None])
 async def change_model(models: Models, body: ChangeBody) -> Envelope:
     models.change(body.model_name, body.new_model_name)
+
+
+class StopBody(RequestBody):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str = Field(min_length=1)
+    controller_address: str | None = Field(None, description="accepted for Chatchat clients; there is no controller")
+
+
+@router.post(
+    "/stop",
+    summary="Stop a model: says why it cannot be (remote endpoint, or our worker keeps its models loaded)",
+    response_model=Reply[None],
+)
+async def stop_model(models: Models, body: StopBody) -> Envelope:
+    models.stop(body.model_name)
