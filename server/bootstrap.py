@@ -11,6 +11,8 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from configs import Settings
+from server.chat.agent.service import AgentService
+from server.chat.agent.tools import ToolBox, calculator, current_datetime, knowledge_base_search
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
 from server.chat.model_service import ModelService
@@ -45,7 +47,7 @@ from server.knowledge_base.params import KbDefaults
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.rebuild import RebuildService
 from server.knowledge_base.recovery import Recovery, RecoveryReport
-from server.knowledge_base.search import SearchService
+from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 from server.knowledge_base.service import KnowledgeBaseService
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.writer import KbWriter
@@ -94,6 +96,7 @@ class Services:
     maintenance: MaintenanceService
     embeddings: EmbeddingPool
     chat: ChatService
+    agent: AgentService
     models: ModelService
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
@@ -257,6 +260,9 @@ def build_services(
             temp=temp,
             web=web_search(settings),
         ),
+        agent=AgentService(
+            registry=registry, client=client, prompts=prompts, tools=agent_tools(knowledge_bases, search)
+        ),
         models=ModelService(registry, client),
         temp_knowledge=temp,
         prompts=prompts,
@@ -334,6 +340,14 @@ def _reranker(settings: Settings) -> CrossEncoderReranker | None:
     return CrossEncoderReranker(Path(config.path), device=config.device)
 
 
+def agent_tools(kbs: KnowledgeBaseService, search: SearchService) -> ToolBox:
+    def search_kb(kb: str, query: str) -> list[SearchResult]:
+        return search.search(kb, SearchQuery(query))
+
+    tools = [calculator(), current_datetime(), knowledge_base_search(kbs.list_names, search_kb)]
+    return ToolBox(tools, kbs.list_names)
+
+
 def web_search(settings: Settings) -> WebSearch:
     config = settings.web_search
     return WebSearch(config.engines, default=config.default_engine, top_k=config.top_k, timeout_s=config.timeout_s)
@@ -356,7 +370,7 @@ def worker_base_url(settings: Settings) -> str:
 def server_configs(settings: Settings, prompts: PromptTemplates) -> ServerConfigs:
     kb = settings.kb
     return ServerConfigs(
-        **chatchat_keys(settings, prompts),
+        **chatchat_keys(settings, prompts.texts(), DEFAULT_TEMPERATURE),
         top_k=kb.top_k,
         score_threshold=kb.score_threshold,
         search_mode=kb.search_mode,

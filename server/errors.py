@@ -236,3 +236,9 @@ class SearchEngineError(ZhikuError):
     """The search engine answered with an error or with something that is not its result format."""
 
     status_code = 502
+
+
+class ToolCallingUnsupported(ZhikuError):
+    """Agent chat with a model that cannot call tools (our worker's models, or an endpoint that refuses `tools`)."""
+
+    status_code = 422

@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from server.chat.llm_client import DEFAULT_TEMPERATURE
 from server.retrieval.modes import SearchMode
 from server.splitter import SPLITTER_NAME
 
 if TYPE_CHECKING:
     from configs import Settings
-    from server.chat.prompts import PromptTemplates
 
 UI_HISTORY_LEN = 3
 """Earlier turns the Web UI sends with a question unless the user picks another number."""
@@ -71,11 +69,10 @@ class ServerConfigs(ChatchatKeys):
     prompt_templates: dict[str, list[str]] = Field(description="template names by type (llm_chat, …)")
 
 
-def chatchat_keys(settings: Settings, prompts: PromptTemplates) -> dict[str, Any]:
+def chatchat_keys(settings: Settings, templates: dict[str, dict[str, str]], temperature: float) -> dict[str, Any]:
     """The settings' defaults under Chatchat 0.2's key names (the fields of ChatchatKeys)."""
     kb = settings.kb
     default = [settings.default_llm] if settings.default_llm else []
-    templates = {kind: {name: prompts.get(kind, name) for name in prompts.names(kind)} for kind in prompts.types()}
     return {
         "DEFAULT_VS_TYPE": kb.default_vs_type,
         "EMBEDDING_MODEL": kb.default_embed_model,
@@ -87,6 +84,6 @@ def chatchat_keys(settings: Settings, prompts: PromptTemplates) -> dict[str, Any
         "TEXT_SPLITTER_NAME": SPLITTER_NAME,
         "LLM_MODELS": default + [name for name in sorted(settings.llm_models) if name not in default],
         "HISTORY_LEN": UI_HISTORY_LEN,
-        "TEMPERATURE": DEFAULT_TEMPERATURE,
+        "TEMPERATURE": temperature,
         "PROMPT_TEMPLATES": templates,
     }

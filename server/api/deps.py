@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from server.bootstrap import Services
+from server.chat.agent.service import AgentService
 from server.chat.model_service import ModelService
 from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatService
@@ -67,6 +68,10 @@ def _chat(services: AppServices) -> ChatService:
     return services.chat
 
 
+def _agent(services: AppServices) -> AgentService:
+    return services.agent
+
+
 def _models(services: AppServices) -> ModelService:
     return services.models
 
@@ -92,6 +97,7 @@ Search = Annotated[SearchService, Depends(_search)]
 Rebuild = Annotated[RebuildService, Depends(_rebuild)]
 Embeddings = Annotated[EmbeddingPool, Depends(_embeddings)]
 Chat = Annotated[ChatService, Depends(_chat)]
+Agent = Annotated[AgentService, Depends(_agent)]
 Models = Annotated[ModelService, Depends(_models)]
 TempKnowledge = Annotated[TempKnowledgeStore, Depends(_temp_knowledge)]
 Prompts = Annotated[PromptTemplates, Depends(_prompts)]

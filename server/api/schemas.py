@@ -127,6 +127,16 @@ class AnswerEventOut(BaseModel):
     msg: str | None = None
 
 
+class AgentEventOut(BaseModel):
+    """One Server-Sent Event of agent chat: text beside tool calls, one tool call, or the final answer."""
+
+    answer: str | None = None
+    tools: list[str] | None = Field(None, description="lines describing one tool call (Markdown code fence)")
+    final_answer: str | None = None
+    code: int | None = Field(None, description="set when the answer stopped with an error")
+    msg: str | None = None
+
+
 class ModelConfigOut(BaseModel):
     """A configured chat model's settings; secrets (api_key, credentials in URLs) never leave the server."""
 

@@ -1,5 +1,5 @@
 """Chat routes (Chatchat 0.2 paths and fields): LLM chat, knowledge-base chat, file chat, search-engine chat,
-feedback.
+agent chat, feedback.
 
 Answers are Server-Sent Events, `data: {json}\\r\\n\\r\\n`; with stream=false exactly one event. Anything that
 fails before the answer starts (unknown model or KB, bad input, model endpoint down) is a plain JSON envelope
@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from server.api.deps import Chat
+from server.api.deps import Agent, Chat
 from server.api.envelope import Envelope
 from server.api.fields import KB_NAMES_HELP, ModelFields, RequestBody, SearchFields
-from server.api.schemas import AnswerEventOut, ChatEventOut, Reply
+from server.api.schemas import AgentEventOut, AnswerEventOut, ChatEventOut, Reply
 from server.api.sse import EventStream, event_schema, respond
 from server.knowledge_base.search import SearchQuery
 from server.retrieval.modes import SEARCH_MODE_HELP, SearchMode
@@ -123,6 +123,17 @@ async def search_engine_chat(chat: Chat, body: SearchEngineChatBody) -> Response
         options=body.options(),
         stream=body.stream,
     )
+    return await respond(events, body.stream)
+
+
+@router.post(
+    "/agent_chat",
+    summary="Chat with an agent that calls tools: KB search, calculator, date (events: answer, tools, final_answer)",
+    response_class=EventStream,
+    responses=event_schema(AgentEventOut),
+)
+async def agent_chat(agent: Agent, body: ModelFields) -> Response:
+    events = await agent.chat(body.query, history=body.history_messages(), options=body.options(), stream=body.stream)
     return await respond(events, body.stream)
 
 
