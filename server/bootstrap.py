@@ -12,13 +12,14 @@ from sqlalchemy import make_url
 
 from configs import Settings
 from server.chat.agent.service import AgentService
-from server.chat.agent.tools import ToolBox, calculator, current_datetime, knowledge_base_search
+from server.chat.agent.tools import standard_tools
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
 from server.chat.model_service import ModelService
 from server.chat.models import LlmRegistry
 from server.chat.prompts import PromptTemplates, load_prompt_templates
 from server.chat.service import ChatService
+from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
 from server.chat.web_search import WebSearch
 from server.db.engine import make_engine, make_session_factory
@@ -50,6 +51,7 @@ from server.knowledge_base.recovery import Recovery, RecoveryReport
 from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 from server.knowledge_base.service import KnowledgeBaseService
 from server.knowledge_base.storage import KbStorage
+from server.knowledge_base.summaries import SummaryIndexes
 from server.knowledge_base.writer import KbWriter
 from server.loaders import LOADERS
 from server.retrieval.modes import SEARCH_MODES
@@ -97,6 +99,7 @@ class Services:
     embeddings: EmbeddingPool
     chat: ChatService
     agent: AgentService
+    summaries: SummaryService
     models: ModelService
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
@@ -217,10 +220,6 @@ def build_services(
     searcher = Searcher(reranker=_reranker(settings))
     search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)
     temp = TempKnowledgeStore(embeddings, preparer, defaults, max_upload_bytes=settings.max_upload_bytes)
-    client = LlmClient(make_http_client())
-    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
-    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
-    conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
     files = FileService(catalog, storage, preparer, core.writer, defaults, max_upload_bytes=settings.max_upload_bytes)
     jobs, job_runtime, job_registry = build_jobs(
@@ -232,6 +231,7 @@ def build_services(
         FolderWatcher(folder_sync, settings.data_dir, debounce_ms=settings.jobs.sync_debounce_ms) if watch else None
     )
     knowledge_bases = KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults)
+    talk = build_chat(settings, core, search, temp, embeddings)
     return Services(
         knowledge_bases=knowledge_bases,
         files=files,
@@ -251,31 +251,63 @@ def build_services(
         ),
         maintenance=MaintenanceService(catalog, storage, core.writer),
         embeddings=embeddings,
-        chat=ChatService(
-            registry=registry,
-            client=client,
-            prompts=prompts,
-            conversations=conversations,
-            search=search,
-            temp=temp,
-            web=web_search(settings),
-        ),
-        agent=AgentService(
-            registry=registry, client=client, prompts=prompts, tools=agent_tools(knowledge_bases, search)
-        ),
-        models=ModelService(registry, client),
+        chat=talk.chat,
+        summaries=talk.summaries,
+        agent=talk.agent,
+        models=talk.models,
         temp_knowledge=temp,
-        prompts=prompts,
-        server_configs=server_configs(settings, prompts),
+        prompts=talk.prompts,
+        server_configs=server_configs(settings, talk.prompts),
         jobs=jobs,
         job_runtime=job_runtime,
         folder_sync=folder_sync,
         _watcher=watcher,
         core=core,
         _searcher=searcher,
-        _llm_client=client,
+        _llm_client=talk.client,
         _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,
     )
+
+
+@dataclass
+@dataclass
+class ChatParts:
+    """The LLM-facing services, on one HTTP client and one model registry."""
+
+    chat: ChatService
+    agent: AgentService
+    summaries: SummaryService
+    models: ModelService
+    prompts: PromptTemplates
+    client: LlmClient
+
+
+def build_chat(
+    settings: Settings, core: KbCore, search: SearchService, temp: TempKnowledgeStore, embeddings: EmbeddingPool
+) -> ChatParts:
+    """Chat, agent and summary services; the agent's KB tool sees the KBs of `core`'s registry."""
+    client = LlmClient(make_http_client())
+    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
+    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
+    index = SummaryIndexes(core.storage, embeddings)
+    summaries = SummaryService(
+        registry=registry, client=client, prompts=prompts, catalog=core.catalog, storage=core.storage,
+        search=search, index=index,
+    )  # fmt: skip
+    web = settings.web_search
+    engines = WebSearch(web.engines, default=web.default_engine, top_k=web.top_k, timeout_s=web.timeout_s)
+    chat = ChatService(
+        registry=registry, client=client, prompts=prompts, conversations=ConversationStore(core.catalog.sessions),
+        search=search, temp=temp, web=engines, summaries=summaries,
+    )  # fmt: skip
+
+    def search_kb(kb: str, query: str) -> list[SearchResult]:
+        return search.search(kb, SearchQuery(query))
+
+    agent = AgentService(
+        registry=registry, client=client, prompts=prompts, tools=standard_tools(core.catalog.names, search_kb)
+    )
+    return ChatParts(chat, agent, summaries, ModelService(registry, client), prompts, client)
 
 
 def build_jobs(
@@ -338,19 +370,6 @@ def _reranker(settings: Settings) -> CrossEncoderReranker | None:
     if not config.enabled or not config.path:
         return None
     return CrossEncoderReranker(Path(config.path), device=config.device)
-
-
-def agent_tools(kbs: KnowledgeBaseService, search: SearchService) -> ToolBox:
-    def search_kb(kb: str, query: str) -> list[SearchResult]:
-        return search.search(kb, SearchQuery(query))
-
-    tools = [calculator(), current_datetime(), knowledge_base_search(kbs.list_names, search_kb)]
-    return ToolBox(tools, kbs.list_names)
-
-
-def web_search(settings: Settings) -> WebSearch:
-    config = settings.web_search
-    return WebSearch(config.engines, default=config.default_engine, top_k=config.top_k, timeout_s=config.timeout_s)
 
 
 def configured_vs_types(settings: Settings) -> list[str]:

@@ -172,7 +172,8 @@ async def test_history_and_prompt_reach_the_model(services: Services) -> None:
     store.save_message(message_id="m0", conversation_id="c", chat_type="llm_chat", query="q0", response="a0", meta={})
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     service = ChatService(registry=registry(), client=client, prompts=prompts, conversations=store,
-                          search=services.search, temp=services.temp_knowledge, web=services.chat.web)  # fmt: skip
+                          search=services.search, temp=services.temp_knowledge, web=services.chat.web,
+                          summaries=services.summaries)  # fmt: skip
     options = ChatOptions("cloud", ChatParams(0.1, 5), "en")
     events = await service.llm_chat("q1", conversation_id="c", history_len=-1, history=[], options=options, stream=True)
     assert [event["text"] async for event in events] == ["ok"]

@@ -101,6 +101,11 @@ class RebuildEventOut(BaseModel):
     finished: int | None = None
     doc: str | None = None
     failed_files: dict[str, str] | None = Field(None, description="in the last event: files left out and why")
+    summary: str | None = Field(None, description="summary_file_to_vector_store: the summary written")
+
+
+class SummarizeOut(BaseModel):
+    summarize: list[dict[str, Any]] = Field(description='[{"page_content": summary, "metadata", "id"}]')
 
 
 class TempDocsOut(BaseModel):

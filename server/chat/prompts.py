@@ -18,6 +18,8 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "search_engine_chat": frozenset({"context", "question"}),
     "completion": frozenset({"input"}),
     "agent_chat": frozenset({"input"}),
+    "summary_map": frozenset({"text", "description"}),
+    "summary_reduce": frozenset({"text", "description"}),
 }
 """The prompt types and the placeholders each may use."""
 

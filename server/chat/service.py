@@ -19,6 +19,7 @@ from server.chat.conversations import ChatMessage, ConversationStore
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
+from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.chat.web_search import WebSearch
 from server.errors import InvalidInput, ZhikuError
@@ -72,6 +73,7 @@ class ChatService:
         search: SearchService,
         temp: TempKnowledgeStore,
         web: WebSearch,
+        summaries: SummaryService,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -80,6 +82,7 @@ class ChatService:
         self._search = search
         self._temp = temp
         self.web = web
+        self._summaries = summaries
 
     async def knowledge_base_chat(
         self,
@@ -91,11 +94,14 @@ class ChatService:
         options: ChatOptions,
         stream: bool,
         base_url: str = "",
+        with_summaries: bool = False,
     ) -> AsyncIterator[Event]:
         """Answer from one KB or several (fused); citations link to download_doc at `base_url` (the API's
-        address)."""
+        address). `with_summaries`: the file summary closest to the question comes first (one KB only)."""
         links = Links(kb_names if isinstance(kb_names, str) else None, base_url)
         retrieve = self._search.retriever(kb_names, search)
+        if with_summaries:
+            retrieve = self._with_summary(kb_names, query, retrieve)
         kind: KbKind = "knowledge_base_chat"
         return await self.kb_chat(
             query, kind=kind, retrieve=retrieve, links=links, history=history, options=options, stream=stream
@@ -119,6 +125,17 @@ class ChatService:
         return await self.kb_chat(
             query, kind="file_chat", retrieve=retrieve, links=Links(), history=history, options=options, stream=stream
         )
+
+    def _with_summary(
+        self, kb_names: str | list[str], query: str, retrieve: Callable[[], list[SearchResult]]
+    ) -> Callable[[], list[SearchResult]]:
+        if not isinstance(kb_names, str):
+            raise InvalidInput("with_summaries needs one knowledge_base_name, not a list")
+
+        def both() -> list[SearchResult]:
+            return self._summaries.search(kb_names, query, 1) + retrieve()
+
+        return both
 
     async def search_engine_chat(
         self,

@@ -31,6 +31,9 @@ class ChatBody(ModelFields):
 class KbChatBody(ModelFields, SearchFields):
     knowledge_base_name: str | list[str] = Field(examples=["samples"], description=KB_NAMES_HELP)
     search_mode: SearchMode | None = Field(None, description=SEARCH_MODE_HELP)
+    with_summaries: bool = Field(
+        False, description="also answer from the closest file summary (kb_summary_api): for whole-document questions"
+    )
 
 
 class FileChatBody(ModelFields, SearchFields):
@@ -85,6 +88,7 @@ async def knowledge_base_chat(chat: Chat, body: KbChatBody, request: Request) ->
         options=body.options(),
         stream=body.stream,
         base_url=str(request.base_url),
+        with_summaries=body.with_summaries,
     )
     return await respond(events, body.stream)
 

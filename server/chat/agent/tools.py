@@ -118,3 +118,8 @@ class ToolBox:
             raise InvalidInput(f"the arguments of {name} must be a JSON object")
         output = tool.run(args)
         return output if len(output) <= MAX_TOOL_OUTPUT_CHARS else output[:MAX_TOOL_OUTPUT_CHARS] + "…"
+
+
+def standard_tools(kb_names: Callable[[], list[str]], search: Callable[[str, str], list[SearchResult]]) -> ToolBox:
+    """The agent's tools: calculator, current_datetime and search_knowledge_base."""
+    return ToolBox([calculator(), current_datetime(), knowledge_base_search(kb_names, search)], kb_names)
