@@ -192,10 +192,13 @@ class WebUiSettings(_Section):
 class SearchEngineConfig(_Section):
     """A web search engine for /chat/search_engine_chat."""
 
-    kind: Literal["searxng", "bing"] = Field(description="searxng: a SearXNG instance; bing: Bing Web Search API v7")
+    kind: Literal["searxng", "bing", "duckduckgo"] = Field(
+        description="searxng: a SearXNG instance; bing: Bing Web Search API v7; duckduckgo: its Instant Answer API "
+        "(abstracts and related topics, no key, not a full web search)"
+    )
     url: str = Field(
         description="searxng: its base URL, e.g. http://127.0.0.1:8888 (JSON output enabled); "
-        "bing: https://api.bing.microsoft.com/v7.0/search"
+        "bing: https://api.bing.microsoft.com/v7.0/search; duckduckgo: https://api.duckduckgo.com/"
     )
     api_key: SecretStr | None = Field(None, description="bing: the Ocp-Apim-Subscription-Key")
 

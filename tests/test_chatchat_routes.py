@@ -29,6 +29,15 @@ SEARXNG = {
         {"url": "https://example.org/third", "title": "Third", "content": "A third page."},
     ],
 }
+DUCKDUCKGO = {
+    "Heading": "知库",
+    "AbstractText": "知库是本地知识库问答应用。",
+    "AbstractURL": "https://example.net/zhiku",
+    "RelatedTopics": [
+        {"FirstURL": "https://example.net/a", "Text": "FAISS - a vector index library"},
+        {"Name": "Group", "Topics": [{"FirstURL": "https://example.net/b", "Text": "Milvus - a vector database"}]},
+    ],
+}
 BING = {"webPages": {"value": [{"name": "Bing 结果", "url": "https://example.com/b", "snippet": "来自必应的摘要。"}]}}
 SEEN: list[dict[str, Any]] = []
 
@@ -51,6 +60,8 @@ class Stub(BaseHTTPRequestHandler):
         )
         if url.path == "/searx/search":
             self._send(200, "application/json", json.dumps(SEARXNG).encode())
+        elif url.path == "/ddg":
+            self._send(200, "application/x-javascript", json.dumps(DUCKDUCKGO).encode())
         elif url.path == "/bing":
             self._send(200, "application/json", json.dumps(BING).encode())
         else:
@@ -76,6 +87,7 @@ def _app(tmp_path: Path, stub: str, *, llm: bool) -> TestClient:
     engines = {
         "searxng": {"kind": "searxng", "url": f"{stub}/searx"},
         "bing": {"kind": "bing", "url": f"{stub}/bing", "api_key": "bing-secret"},
+        "duckduckgo": {"kind": "duckduckgo", "url": f"{stub}/ddg"},
         "broken": {"kind": "searxng", "url": f"{stub}/html"},
         "down": {"kind": "searxng", "url": f"http://127.0.0.1:{free_port()}"},
     }
@@ -103,7 +115,13 @@ def test_without_engines_both_routes_name_the_setting(client: TestClient) -> Non
 
 def test_search_engine_chat_without_llm_cites_the_pages(tmp_path: Path, stub: str) -> None:
     with _app(tmp_path, stub, llm=False) as client:
-        assert client.post("/server/list_search_engines").json()["data"] == ["searxng", "bing", "broken", "down"]
+        assert client.post("/server/list_search_engines").json()["data"] == [
+            "searxng",
+            "bing",
+            "broken",
+            "down",
+            "duckduckgo",
+        ]
         body = {"query": "知库是什么", "search_engine_name": "searxng", "stream": True, "history": None}
         events = _events(client.post("/chat/search_engine_chat", json=body))
         assert events[0] == {"answer": NO_LLM_ANSWER}
@@ -114,6 +132,11 @@ def test_search_engine_chat_without_llm_cites_the_pages(tmp_path: Path, stub: st
         bing = _events(client.post("/chat/search_engine_chat", json={**body, "search_engine_name": "bing", "top_k": 5}))
         assert bing[-1]["docs"] == ["出处 [1] [Bing 结果](https://example.com/b)\n\nBing 结果\n来自必应的摘要。"]
         assert SEEN[-1]["key"] == "bing-secret" and SEEN[-1]["query"]["count"] == ["5"]
+        ddg = _events(client.post("/chat/search_engine_chat", json={**body, "search_engine_name": "duckduckgo"}))
+        assert [doc.split("\n")[0] for doc in ddg[-1]["docs"]] == [
+            "出处 [1] [知库](https://example.net/zhiku)",
+            "出处 [2] [FAISS](https://example.net/a)",
+        ]
 
 
 @pytest.mark.parametrize(

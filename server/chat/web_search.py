@@ -1,4 +1,5 @@
-"""Web search for search-engine chat: the configured engines (SearXNG, Bing Web Search), their results as
+"""Web search for search-engine chat: the configured engines (SearXNG, Bing Web Search, DuckDuckGo's Instant
+Answer API), their results as
 SearchResults that the chat flow numbers, cites and answers from like retrieved chunks.
 
 Engines answer in their own JSON; each kind has one small parser. Every failure is a ZhikuError naming the engine
@@ -52,10 +53,32 @@ def _bing_hits(data: Any) -> list[Hit]:
     return [(str(v.get("name") or ""), str(v["url"]), str(v.get("snippet") or "")) for v in values if v.get("url")]
 
 
+def _duckduckgo_request(
+    config: SearchEngineConfig, query: str, top_k: int
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    return config.url, {"q": query, "format": "json", "no_html": 1, "skip_disambig": 1}, {}
+
+
+def _duckduckgo_hits(data: Any) -> list[Hit]:
+    """The Instant Answer API: the abstract, then the related topics (nested one level in groups)."""
+    if not isinstance(data, dict) or not isinstance(data.get("RelatedTopics", []), list):
+        raise ValueError("no 'RelatedTopics' list")
+    hits: list[Hit] = []
+    if data.get("AbstractURL") and data.get("AbstractText"):
+        hits.append((str(data.get("Heading") or ""), str(data["AbstractURL"]), str(data["AbstractText"])))
+    topics = [t for item in data.get("RelatedTopics", []) for t in (item.get("Topics") or [item])]
+    for topic in topics:
+        if topic.get("FirstURL") and topic.get("Text"):
+            text = str(topic["Text"])
+            hits.append((text.split(" - ")[0][:80], str(topic["FirstURL"]), text))
+    return hits
+
+
 Request = Callable[[SearchEngineConfig, str, int], tuple[str, dict[str, Any], dict[str, str]]]
 KINDS: dict[str, tuple[Request, Callable[[Any], list[Hit]]]] = {
     "searxng": (_searxng_request, _searxng_hits),
     "bing": (_bing_request, _bing_hits),
+    "duckduckgo": (_duckduckgo_request, _duckduckgo_hits),
 }
 
 
