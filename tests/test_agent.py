@@ -33,6 +33,7 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
     "kb": [_call("k1", "search_knowledge_base", {"knowledge_base_name": KB, "query": "配置文件在哪里"})],
     "bad": [_call("b1", "calculator", "{not json"), _call("b2", "nope", {})],
     "loop": [_call("l1", "calculator", {"expression": "1 + 1"})],
+    "many": [_call(f"m{n}", "calculator", {"expression": f"{n} * 2"}) for n in range(10)],
 }
 
 
@@ -130,6 +131,12 @@ def test_a_looping_model_is_stopped(api: TestClient) -> None:
     assert "6" in events[-1]["final_answer"] and sum("tools" in e for e in events) == 6
 
 
+def test_calls_per_turn_are_bounded(api: TestClient) -> None:
+    events = _events(api.post("/chat/agent_chat", json={"query": "x", "model_name": "many", "stream": True}))
+    tools = ["".join(e["tools"]) for e in events if "tools" in e]
+    assert len(tools) == 10 and all("成功" in t for t in tools[:8]) and all("at most 8" in t for t in tools[8:])
+
+
 @pytest.mark.parametrize(
     ("model", "status", "fragment"),
     [("no-tools", 422, "cannot call tools"), ("local", 422, "does not support tool calling"), ("x", 404, "unknown")],
@@ -157,7 +164,8 @@ def test_calculator(expression: str, value: str) -> None:
     ("expression", "fragment"),
     [("__import__('os')", "not allowed"), ("().__class__", "not allowed"), ("9 ** 9 ** 9", "exponents above"),
      ("1 / 0", "cannot be computed"), ("10 ** 400", "too large"), ("1 +", "not an arithmetic"), ("", "1 to 500"),
-     ("x" * 501, "1 to 500"), ("round(1.5, ndigits=1)", "positional")],
+     ("x" * 501, "1 to 500"), ("round(1.5, ndigits=1)", "positional"),
+     ("(" * 240 + "1" + ")" * 240, "nested too deeply")],
 )  # fmt: skip
 def test_calculator_refuses(expression: str, fragment: str) -> None:
     with pytest.raises(InvalidInput, match=fragment):

@@ -46,16 +46,16 @@ class SummaryIndexes:
         path = self._path(kb)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("embed_model") != kb.embed_model:
+                return {}
+            return {name: FileSummary(**entry) for name, entry in data["files"].items()}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
             raise StorageError(
                 f"the summary index of {kb.name!r} cannot be read ({type(error).__name__}); recreate it with "
                 "/knowledge_base/kb_summary_api/recreate_summary_vector_store"
             ) from None
-        if data.get("embed_model") != kb.embed_model:
-            return {}
-        return {name: FileSummary(**entry) for name, entry in data["files"].items()}
 
     def put(self, kb: KnowledgeBase, file_name: str, summary: str, *, chunk_count: int, llm: str) -> FileSummary:
         """Embed and store one file's summary (replacing an earlier one)."""

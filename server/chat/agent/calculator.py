@@ -52,8 +52,8 @@ def calculate(expression: str) -> str:
     try:
         tree = ast.parse(text, mode="eval")
         value = _value(tree.body)
-    except SyntaxError:
-        raise InvalidInput(f"{expression!r} is not an arithmetic expression") from None
+    except (SyntaxError, RecursionError):
+        raise InvalidInput(f"{expression!r} is not an arithmetic expression (or is nested too deeply)") from None
     except (ArithmeticError, ValueError, TypeError) as error:
         raise InvalidInput(f"{expression!r} cannot be computed: {error}") from None
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:

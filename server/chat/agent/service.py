@@ -21,13 +21,15 @@ from server.chat.llm_client import AssistantTurn, ChatParams, LlmClient, ToolCal
 from server.chat.models import LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatOptions
-from server.errors import ToolCallingUnsupported, ZhikuError
+from server.errors import InvalidInput, ToolCallingUnsupported, ZhikuError
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 MAX_ROUNDS = 6
 """Rounds of tool calls before the agent gives up on a question (a model looping on its tools stops here)."""
+MAX_CALLS_PER_ROUND = 8
+"""Tool calls run from one model turn; further ones get an error the model can read."""
 
 
 class AgentService:
@@ -77,8 +79,8 @@ class _Loop:
             if turn.content:
                 yield {"answer": turn.content}
             messages.append(_assistant_message(turn))
-            for call in turn.tool_calls:
-                output, event = await self._run(call)
+            for index, call in enumerate(turn.tool_calls):
+                output, event = await self._run(call, refused=index >= MAX_CALLS_PER_ROUND)
                 yield event
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
             try:
@@ -91,10 +93,12 @@ class _Loop:
             "final_answer": f"（已调用工具 {MAX_ROUNDS} 轮仍未得出答案 / no answer after {MAX_ROUNDS} rounds of tools）"
         }
 
-    async def _run(self, call: ToolCall) -> tuple[str, Event]:
+    async def _run(self, call: ToolCall, *, refused: bool) -> tuple[str, Event]:
         """The tool's answer for the model, and the event that shows the call (a failure goes back to the model,
         which may try again)."""
         try:
+            if refused:
+                raise InvalidInput(f"at most {MAX_CALLS_PER_ROUND} tool calls per turn are run; ask again for this one")
             output = await run_in_threadpool(self._tools.run, call.name, call.arguments)
         except ZhikuError as error:
             lines = [f"工具 / tool: {call.name}", "状态 / status: 失败 failed", f"错误 / error: {error.message}"]
