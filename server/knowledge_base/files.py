@@ -133,8 +133,9 @@ class FileService:
             failed = self._ingest(kb, staged, params, options, custom)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        others = {name: chunks for name, chunks in custom.items() if name not in {f.file_name for f in staged}}
-        if others:  # Chatchat applies every key of `docs`: these name files of the KB that were not uploaded now
+        uploaded = {item.file_name for item in staged}
+        others = {name: chunks for name, chunks in custom.items() if name not in uploaded}
+        if others and options.to_vector_store:  # Chatchat applies every key of `docs`, files not uploaded now too
             failed.update(self._custom_for_kept_files(kb, others, options.chunking))
         return failed
 
