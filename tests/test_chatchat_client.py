@@ -192,6 +192,11 @@ def test_file_chat_without_a_model(api: tuple[Chatchat, Path]) -> None:
     extra = {"stream": True, "model_name": CHATCHAT_MODEL, "temperature": 0.7, "max_tokens": None}
     events = cc.stream("/chat/file_chat", {**body, **extra, "prompt_name": "default"})
     assert events[0] == {"answer": NO_LLM_ANSWER} and "安装方法" in events[-1]["docs"][0]
+    more = {**form, "knowledge_id": uploaded["id"]}  # its client names the earlier upload knowledge_id
+    again = _ok(cc.client.post("/knowledge_base/upload_temp_docs", data=more, files=[("files", ("b.md", CONFIG))]))
+    assert again["id"] == uploaded["id"]
+    both = cc.stream("/chat/file_chat", {**body, **extra, "query": "配置文件在哪里"})
+    assert any("配置文件" in doc for doc in both[-1]["docs"])
 
 
 def test_model_and_server_routes(api: tuple[Chatchat, Path]) -> None:
