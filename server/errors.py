@@ -207,3 +207,38 @@ class QueueUnavailable(ZhikuError):
     """The job queue's storage (Redis) cannot be reached."""
 
     status_code = 503
+
+
+class ModelStopUnsupported(ZhikuError):
+    """/llm_model/stop for a model this server cannot unload (a remote endpoint, or our worker, which keeps its
+    models loaded for its whole life)."""
+
+    status_code = 501
+
+
+class SearchEngineNotConfigured(ZhikuError):
+    """Search-engine chat with no engine under web_search.engines."""
+
+    status_code = 503
+
+
+class UnknownSearchEngine(ZhikuError):
+    status_code = 404
+
+
+class SearchEngineUnavailable(ZhikuError):
+    """The search engine could not be reached or timed out."""
+
+    status_code = 503
+
+
+class SearchEngineError(ZhikuError):
+    """The search engine answered with an error or with something that is not its result format."""
+
+    status_code = 502
+
+
+class ToolCallingUnsupported(ZhikuError):
+    """Agent chat with a model that cannot call tools (our worker's models, or an endpoint that refuses `tools`)."""
+
+    status_code = 422

@@ -15,7 +15,7 @@ from server.chat.citations import NOTHING_FOUND, markdown_citations, numbered_co
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import ChatParams, LlmClient, parse_event
 from server.chat.models import LlmRegistry, mask_url
-from server.chat.prompts import PromptTemplates, load_prompt_templates
+from server.chat.prompts import PLACEHOLDERS, PromptTemplates, load_prompt_templates
 from server.chat.service import ChatOptions, ChatService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.errors import (
@@ -53,11 +53,11 @@ def test_shipped_templates_load_and_render() -> None:
     [
         ({"llm_chat": {"default": "{{ context }}"}}, "llm_chat.default uses {{ context }}"),
         ({"llm_chat": {"x": "{{ input }}"}}, "needs a template named 'default'"),
-        ({"llm_chat": {"default": "{{input}}"}, "agent_chat": {"default": ""}}, "unknown prompt type"),
+        ({"llm_chat": {"default": "{{input}}"}, "nope_chat": {"default": ""}}, "unknown prompt type"),
     ],
 )
 def test_bad_templates_fail_at_start_up(templates: dict[str, Any], fragment: str) -> None:
-    base = {kind: {"default": ""} for kind in ("llm_chat", "knowledge_base_chat", "file_chat", "empty")}
+    base = {kind: {"default": ""} for kind in PLACEHOLDERS}
     with pytest.raises(ConfigError, match=fragment.replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")):
         PromptTemplates({**base, **templates})
 
@@ -172,7 +172,8 @@ async def test_history_and_prompt_reach_the_model(services: Services) -> None:
     store.save_message(message_id="m0", conversation_id="c", chat_type="llm_chat", query="q0", response="a0", meta={})
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     service = ChatService(registry=registry(), client=client, prompts=prompts, conversations=store,
-                          search=services.search, temp=services.temp_knowledge)  # fmt: skip
+                          search=services.search, temp=services.temp_knowledge, web=services.chat.web,
+                          summaries=services.summaries)  # fmt: skip
     options = ChatOptions("cloud", ChatParams(0.1, 5), "en")
     events = await service.llm_chat("q1", conversation_id="c", history_len=-1, history=[], options=options, stream=True)
     assert [event["text"] async for event in events] == ["ok"]

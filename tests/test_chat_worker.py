@@ -93,7 +93,7 @@ def test_kb_chat_cites_its_sources(api: tuple[str, Settings]) -> None:
     assert all(set(event) == {"answer"} for event in events[:-1]) and len(events) >= 2
     docs = events[-1]["docs"]
     assert len(docs) == 2 and all(doc.startswith(f"出处 [{n}] [") for n, doc in enumerate(docs, start=1))
-    assert "(/knowledge_base/download_doc?knowledge_base_name=%E6%89%8B%E5%86%8C&file_name=" in docs[0]
+    assert f"({url}/knowledge_base/download_doc?knowledge_base_name=%E6%89%8B%E5%86%8C&file_name=" in docs[0]
     whole = post_events(url, "/chat/knowledge_base_chat", {**body, "stream": False})
     assert len(whole) == 1 and set(whole[0]) == {"answer", "docs"} and whole[0]["answer"]
 

@@ -206,11 +206,17 @@ def test_not_configured_says_which_setting_to_set() -> None:
             create_store(_spec("zk_any"), options)
 
 
-@pytest.mark.parametrize("uri", ["not a url at all", "mysql://u:p@h/db", "postgresql+psycopg2://u:p@h/db"])
-def test_a_wrong_url_is_a_config_error(uri: str) -> None:
-    with pytest.raises(ConfigError, match=r"vector_stores\.pg\.uri") as caught:
-        open_store(_spec("zk_any"), PgOptions(uri=uri))
+@pytest.mark.parametrize("uri", ["not a url at all", "mysql://u:p@h/db", "sqlite:///x.db"])
+def test_a_wrong_url_stops_the_settings_from_loading(tmp_path: Path, uri: str) -> None:
+    with pytest.raises(ConfigError, match=r"vector_stores\.pg\.uri: .*postgresql://") as caught:
+        make_settings(tmp_path, vector_stores={"pg": {"uri": uri}})
     assert ":p@" not in caught.value.message
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2", "postgresql+psycopg"])
+def test_chatchat_style_urls_are_served_by_psycopg3(tmp_path: Path, scheme: str) -> None:
+    settings = make_settings(tmp_path, vector_stores={"pg": {"uri": f"{scheme}://u:p@h:5433/db"}})
+    assert settings.store_options()["pg"] == PgOptions(uri="postgresql+psycopg://u:p@h:5433/db")
 
 
 def test_missing_extension_rights_are_explained(pg_server: EmbeddedPostgres, pg_database: str) -> None:

@@ -127,7 +127,10 @@ def _mode_options(ui: UiContext, mode: str) -> dict[str, Any]:
     if mode == "llm_chat":
         return {}
     top_k = int(st.number_input(t("top_k"), 1, 50, d.top_k, key="chat_top_k"))
-    threshold = float(st.slider(t("score_threshold"), 0.0, 1.0, float(d.score_threshold), 0.01, key="chat_threshold"))
+    # 0.99 at most: the API reads 1.0 as Chatchat's "no filtering" (docs/chatchat-compat.md)
+    top = 0.99
+    start = min(d.score_threshold, top)
+    threshold = float(st.slider(t("score_threshold"), 0.0, top, start, 0.01, key="chat_threshold"))
     if mode == "knowledge_base_chat":
         return {**_kb_options(ui), "top_k": top_k, "score_threshold": threshold}
     return {"knowledge_id": _temp_files(ui), "top_k": top_k, "score_threshold": threshold}

@@ -29,6 +29,7 @@ from server.api.routes import (
     rebuild,
     search,
     server_info,
+    summaries,
     temp_docs,
 )
 from server.api.schemas import ERROR_RESPONSES
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         folder_sync,
         search,
         rebuild,
+        summaries,
         chat,
         temp_docs,
         llm_models,

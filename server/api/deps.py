@@ -8,9 +8,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from server.bootstrap import Services
+from server.chat.agent.service import AgentService
 from server.chat.model_service import ModelService
 from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatService
+from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.embeddings import EmbeddingPool
 from server.jobs.service import JobService
@@ -67,6 +69,14 @@ def _chat(services: AppServices) -> ChatService:
     return services.chat
 
 
+def _agent(services: AppServices) -> AgentService:
+    return services.agent
+
+
+def _summaries(services: AppServices) -> SummaryService:
+    return services.summaries
+
+
 def _models(services: AppServices) -> ModelService:
     return services.models
 
@@ -92,6 +102,8 @@ Search = Annotated[SearchService, Depends(_search)]
 Rebuild = Annotated[RebuildService, Depends(_rebuild)]
 Embeddings = Annotated[EmbeddingPool, Depends(_embeddings)]
 Chat = Annotated[ChatService, Depends(_chat)]
+Agent = Annotated[AgentService, Depends(_agent)]
+Summaries = Annotated[SummaryService, Depends(_summaries)]
 Models = Annotated[ModelService, Depends(_models)]
 TempKnowledge = Annotated[TempKnowledgeStore, Depends(_temp_knowledge)]
 Prompts = Annotated[PromptTemplates, Depends(_prompts)]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.chat.llm_client import DEFAULT_TEMPERATURE, ChatParams
 from server.chat.service import ChatOptions
@@ -15,7 +15,27 @@ MAX_TOKENS_LIMIT = 131072
 KB_NAMES_HELP = "a knowledge base name, or a list of names whose results are fused (each chunk's metadata.kb)"
 
 
+CHATCHAT_NO_FILTER = 1.0
+"""Chatchat 0.2's shipped SCORE_THRESHOLD and its UI slider's default: on its L2 scale, "keep everything"."""
+
+
+class RequestBody(BaseModel):
+    """A JSON request body. An explicit `null` for a field that has a default means that default, as it did for
+    Chatchat 0.2 (pydantic 1), whose client sends e.g. `"conversation_id": null`; null for a required field is
+    still refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        defaulted = {field.alias or name for name, field in cls.model_fields.items() if not field.is_required()}
+        return {key: value for key, value in data.items() if value is not None or key not in defaulted}
+
+
 def _similarity(value: float | None) -> float | None:
+    if value == CHATCHAT_NO_FILTER:
+        return 0.0  # "similarity >= 1" would keep only exact copies of the query: read as Chatchat's "no filter"
     if value is not None and not 0.0 <= value <= 1.0:
         raise ValueError(
             "score_threshold is a similarity within [0, 1] (higher = closer); Chatchat 0.2 used distances "
@@ -25,10 +45,11 @@ def _similarity(value: float | None) -> float | None:
 
 
 ScoreThreshold = Annotated[float | None, AfterValidator(_similarity)]
-"""A score threshold field: a similarity in [0, 1], refused with a message that explains the change from 0.2."""
+"""A score threshold field: a similarity in [0, 1], refused with a message that explains the change from 0.2; 1.0
+(Chatchat's default) means no filtering."""
 
 
-class ChunkingFields(BaseModel):
+class ChunkingFields(RequestBody):
     chunk_size: int | None = None
     chunk_overlap: int | None = None
     zh_title_enhance: bool | None = None
@@ -42,7 +63,7 @@ class HistoryMessage(BaseModel):
     content: str
 
 
-class ModelFields(BaseModel):
+class ModelFields(RequestBody):
     """Fields every chat route shares."""
 
     model_config = ConfigDict(protected_namespaces=())
@@ -72,7 +93,7 @@ class ModelFields(BaseModel):
         return [message.model_dump() for message in self.history]
 
 
-class SearchFields(BaseModel):
+class SearchFields(RequestBody):
     top_k: int | None = Field(None, ge=1, le=100, description="chunks to retrieve (default kb.top_k)")
     score_threshold: ScoreThreshold = Field(
         None, description="keep chunks with similarity >= this, within [0, 1] (default kb.score_threshold)"

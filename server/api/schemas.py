@@ -101,6 +101,11 @@ class RebuildEventOut(BaseModel):
     finished: int | None = None
     doc: str | None = None
     failed_files: dict[str, str] | None = Field(None, description="in the last event: files left out and why")
+    summary: str | None = Field(None, description="summary_file_to_vector_store: the summary written")
+
+
+class SummarizeOut(BaseModel):
+    summarize: list[dict[str, Any]] = Field(description='[{"page_content": summary, "metadata", "id"}]')
 
 
 class TempDocsOut(BaseModel):
@@ -123,6 +128,16 @@ class AnswerEventOut(BaseModel):
 
     answer: str | None = None
     docs: list[str] | None = Field(None, description="Markdown citations, in the last event")
+    code: int | None = Field(None, description="set when the answer stopped with an error")
+    msg: str | None = None
+
+
+class AgentEventOut(BaseModel):
+    """One Server-Sent Event of agent chat: text beside tool calls, one tool call, or the final answer."""
+
+    answer: str | None = None
+    tools: list[str] | None = Field(None, description="lines describing one tool call (Markdown code fence)")
+    final_answer: str | None = None
     code: int | None = Field(None, description="set when the answer stopped with an error")
     msg: str | None = None
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.responses import Response, StreamingResponse
 
 from server.api.envelope import Envelope
+from server.errors import ZhikuError
 
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -58,3 +59,28 @@ async def respond(events: AsyncIterator[dict[str, Any]], stream: bool) -> Respon
         yield event
 
     return sse(one())
+
+
+def text_event(text: str) -> str:
+    """A plain-text event (Chatchat's /other/completion): each line of `text` is one `data:` line."""
+    return "".join(f"data: {line}\r\n" for line in text.split("\n")) + "\r\n"
+
+
+def text_stream(pieces: AsyncIterator[str], stream: bool) -> StreamingResponse:
+    """Each piece as its own plain-text event, or (stream=false) the whole text as one. An error after the first
+    piece ends the stream with an `event: error` whose data is the message."""
+
+    async def body() -> AsyncIterator[str]:
+        parts: list[str] = []
+        try:
+            async for piece in pieces:
+                if stream:
+                    yield text_event(piece)
+                else:
+                    parts.append(piece)
+            if not stream:
+                yield text_event("".join(parts))
+        except ZhikuError as error:
+            yield "event: error\r\n" + text_event(error.message)
+
+    return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=_HEADERS)

@@ -27,22 +27,32 @@ def numbered_context(results: Sequence[SearchResult]) -> str:
     return "\n\n".join(f"[{number}] {result.page_content}" for number, result in enumerate(results, start=1))
 
 
-def download_link(kb_name: str, file_name: str) -> str:
+def download_link(kb_name: str, file_name: str, base_url: str = "") -> str:
+    """The download_doc URL of a file; absolute when `base_url` (the API's own address) is given, as Chatchat's are,
+    so that a link shown by a UI on another port or forwarded by a bot still opens."""
     query = urlencode({"knowledge_base_name": kb_name, "file_name": file_name}, quote_via=quote)
-    return f"/knowledge_base/download_doc?{query}"
+    return f"{base_url.rstrip('/')}/knowledge_base/download_doc?{query}"
 
 
-def markdown_citations(results: Sequence[SearchResult], kb_name: str | None) -> list[str]:
+def markdown_citations(results: Sequence[SearchResult], kb_name: str | None, base_url: str = "") -> list[str]:
     """One Markdown string per chunk: number, file (a download link when `kb_name` is given), page, text."""
     if not results:
         return [NOTHING_FOUND]
     docs = []
     for number, result in enumerate(results, start=1):
         source = _source(result)
-        kb = str(result.metadata.get("kb") or kb_name or "")  # several KBs: each chunk names its own
-        name = f"[{source}]({download_link(kb, source)})" if kb else f"[{source}]"
+        link = _link(result, kb_name, base_url)
+        name = f"[{source}]({link})" if link else f"[{source}]"
         docs.append(f"出处 [{number}] {name}{_page(result)}\n\n{result.page_content}")
     return docs
+
+
+def _link(result: SearchResult, kb_name: str | None, base_url: str) -> str:
+    """A web result's page, a KB file's download_doc URL, or "" (temporary files cannot be downloaded)."""
+    if result.metadata.get("url"):
+        return str(result.metadata["url"])
+    kb = str(result.metadata.get("kb") or kb_name or "")  # several KBs: each chunk names its own
+    return download_link(kb, _source(result), base_url) if kb else ""
 
 
 def plain_sources(results: Sequence[SearchResult]) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from server.chat.models import LlmEndpoint, mask_url
-from server.errors import LlmUnavailable, LlmUpstreamError
+from server.errors import LlmUnavailable, LlmUpstreamError, ToolCallingUnsupported
 
 CONNECT_TIMEOUT_S = 5.0
 """Seconds to open a connection; an endpoint that is down fails fast."""
@@ -46,6 +46,21 @@ class ChatParams:
     max_tokens: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """Further OpenAI request fields passed through unchanged (top_p, stop, seed, stream_options…)."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
+class AssistantTurn:
+    """A whole (not streamed) answer of a model that was offered tools: its text and the calls it asks for."""
+
+    content: str
+    tool_calls: list[ToolCall]
 
 
 def make_http_client() -> httpx.AsyncClient:
@@ -166,6 +181,42 @@ class LlmClient:
         except (httpx.TransportError, httpx.InvalidURL) as error:
             raise _unreachable(endpoint, error) from None
 
+    async def complete_with_tools(
+        self,
+        endpoint: LlmEndpoint,
+        messages: Sequence[dict[str, Any]],
+        params: ChatParams,
+        tools: list[dict[str, Any]],
+    ) -> AssistantTurn:
+        """One non-streamed turn with the OpenAI `tools` field; raises ToolCallingUnsupported when the endpoint
+        refuses the field."""
+        payload: dict[str, Any] = {
+            **params.extra,
+            "model": endpoint.model,
+            "messages": list(messages),
+            "stream": False,
+            "temperature": params.temperature,
+            "tools": tools,
+            "tool_choice": "auto",
+        }
+        if params.max_tokens is not None:
+            payload["max_tokens"] = params.max_tokens
+        try:
+            response = await self._http.post(
+                f"{endpoint.base_url}/chat/completions", json=payload, headers=_headers(endpoint.api_key)
+            )
+        except (httpx.TransportError, httpx.InvalidURL) as error:
+            raise _unreachable(endpoint, error) from None
+        if response.status_code >= 400:
+            if response.status_code in (400, 422, 501) and "tool" in response.text.lower():
+                raise ToolCallingUnsupported(
+                    f"model {endpoint.name!r} cannot call tools: its endpoint refused the request "
+                    f"({_excerpt(response.text, endpoint.api_key)}); pick a model whose server supports function "
+                    "calling (e.g. vLLM with --enable-auto-tool-choice, Ollama, a hosted API)"
+                )
+            raise _status_error(endpoint, response.status_code, response.text)
+        return _assistant_turn(endpoint, response)
+
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         """Model ids served at `base_url` (GET /models)."""
         shown = mask_url(base_url)
@@ -179,6 +230,22 @@ class LlmClient:
             return [str(item["id"]) for item in response.json()["data"]]
         except (ValueError, KeyError, TypeError):
             raise LlmUpstreamError(f"{shown}/models did not answer an OpenAI model list") from None
+
+
+def _assistant_turn(endpoint: LlmEndpoint, response: httpx.Response) -> AssistantTurn:
+    try:
+        message = response.json()["choices"][0]["message"]
+        calls = [
+            ToolCall(
+                str(call.get("id") or f"call_{index}"),
+                call["function"]["name"],
+                call["function"].get("arguments") or "{}",
+            )
+            for index, call in enumerate(message.get("tool_calls") or [])
+        ]
+        return AssistantTurn(str(message.get("content") or ""), calls)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise _garbage(endpoint, "no choices[0].message with content or tool_calls") from None
 
 
 async def started(stream: AsyncGenerator[ChatDelta, None]) -> AsyncGenerator[ChatDelta, None]:

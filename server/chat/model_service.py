@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 from server.chat.llm_client import LlmClient
 from server.chat.models import LlmRegistry
-from server.errors import ModelSwitchUnsupported, ZhikuError
+from server.errors import ModelStopUnsupported, ModelSwitchUnsupported, ZhikuError
 
 
 class ModelService:
@@ -52,4 +52,19 @@ class ModelService:
             "switching models at run time is not supported: every model in llm_models is available at once; pass "
             "model_name in each chat request, or change default_llm in configs/settings.yaml and restart the API "
             "and the LLM worker (python -m server.llm_worker)"
+        )
+
+    def stop(self, model_name: str) -> NoReturn:
+        """Chatchat's /llm_model/stop released a FastChat worker. Ours cannot unload a model while it runs, and a
+        remote endpoint is not ours to stop: say which, and what to do instead."""
+        config = self._registry.check_known(model_name)
+        if config.engine == "openai":
+            shown = self._registry.public_config(model_name)["base_url"]
+            raise ModelStopUnsupported(
+                f"model {model_name!r} is served by its own endpoint ({shown}); stop it there, or remove it from "
+                "llm_models"
+            )
+        raise ModelStopUnsupported(
+            f"the LLM worker keeps model {model_name!r} loaded while it runs and cannot unload it on request; stop "
+            "the worker process (Ctrl+C on python -m server.llm_worker, or stop startup.py) to free its memory"
         )

@@ -15,6 +15,11 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "knowledge_base_chat": frozenset({"context", "question"}),
     "file_chat": frozenset({"context", "question"}),
     "empty": frozenset({"question"}),
+    "search_engine_chat": frozenset({"context", "question"}),
+    "completion": frozenset({"input"}),
+    "agent_chat": frozenset({"input"}),
+    "summary_map": frozenset({"text", "description"}),
+    "summary_reduce": frozenset({"text", "description"}),
 }
 """The prompt types and the placeholders each may use."""
 
@@ -33,6 +38,10 @@ class PromptTemplates:
 
     def names(self, kind: str) -> list[str]:
         return list(self._require_type(kind))
+
+    def texts(self) -> dict[str, dict[str, str]]:
+        """Every template's text by type and name."""
+        return {kind: dict(self._templates[kind]) for kind in self.types()}
 
     def get(self, kind: str, name: str = "default") -> str:
         templates = self._require_type(kind)

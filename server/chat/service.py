@@ -19,14 +19,16 @@ from server.chat.conversations import ChatMessage, ConversationStore
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
+from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
+from server.chat.web_search import WebSearch
 from server.errors import InvalidInput, ZhikuError
 from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
-KbKind = Literal["knowledge_base_chat", "file_chat"]
+KbKind = Literal["knowledge_base_chat", "file_chat", "search_engine_chat"]
 
 NO_LLM_ANSWER = (
     "（未配置大语言模型，这不是模型的回答：下面只列出为您的问题检索到的文档。）\n"
@@ -40,6 +42,15 @@ class ChatOptions:
     model_name: str | None = None
     params: ChatParams = field(default_factory=ChatParams)
     prompt_name: str = "default"
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where citations link: download_doc of `kb_name` (one KB; None: chunks name their own KB, or no links) at
+    `base_url`."""
+
+    kb_name: str | None = None
+    base_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class ChatService:
         conversations: ConversationStore,
         search: SearchService,
         temp: TempKnowledgeStore,
+        web: WebSearch,
+        summaries: SummaryService,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -68,6 +81,8 @@ class ChatService:
         self.conversations = conversations
         self._search = search
         self._temp = temp
+        self.web = web
+        self._summaries = summaries
 
     async def knowledge_base_chat(
         self,
@@ -78,13 +93,18 @@ class ChatService:
         history: list[ChatMessage],
         options: ChatOptions,
         stream: bool,
+        base_url: str = "",
+        with_summaries: bool = False,
     ) -> AsyncIterator[Event]:
-        """Answer from one KB (its citations link to its files) or several (fused)."""
-        link_kb = kb_names if isinstance(kb_names, str) else None
+        """Answer from one KB or several (fused); citations link to download_doc at `base_url` (the API's
+        address). `with_summaries`: the file summary closest to the question comes first (one KB only)."""
+        links = Links(kb_names if isinstance(kb_names, str) else None, base_url)
         retrieve = self._search.retriever(kb_names, search)
+        if with_summaries:
+            retrieve = self._with_summary(kb_names, query, retrieve)
         kind: KbKind = "knowledge_base_chat"
         return await self.kb_chat(
-            query, kind=kind, retrieve=retrieve, link_kb=link_kb, history=history, options=options, stream=stream
+            query, kind=kind, retrieve=retrieve, links=links, history=history, options=options, stream=stream
         )
 
     async def file_chat(
@@ -103,8 +123,48 @@ class ChatService:
             return self._temp.search(knowledge_id, query, top_k=search.top_k, score_threshold=search.score_threshold)
 
         return await self.kb_chat(
-            query, kind="file_chat", retrieve=retrieve, link_kb=None, history=history, options=options, stream=stream
+            query, kind="file_chat", retrieve=retrieve, links=Links(), history=history, options=options, stream=stream
         )
+
+    def _with_summary(
+        self, kb_names: str | list[str], query: str, retrieve: Callable[[], list[SearchResult]]
+    ) -> Callable[[], list[SearchResult]]:
+        if not isinstance(kb_names, str):
+            raise InvalidInput("with_summaries needs one knowledge_base_name, not a list")
+
+        def both() -> list[SearchResult]:
+            return self._summaries.search(kb_names, query, 1) + retrieve()
+
+        return both
+
+    async def search_engine_chat(
+        self,
+        query: str,
+        engine: str,
+        top_k: int | None,
+        *,
+        history: list[ChatMessage],
+        options: ChatOptions,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Answer from web search results; citations link to the pages. Events as knowledge-base chat."""
+        self.web.check(engine)
+
+        def retrieve() -> list[SearchResult]:
+            return self.web.search(engine, query, top_k)
+
+        kind: KbKind = "search_engine_chat"
+        return await self.kb_chat(
+            query, kind=kind, retrieve=retrieve, links=Links(), history=history, options=options, stream=stream
+        )
+
+    async def text_completion(self, query: str, options: ChatOptions, *, echo: bool) -> AsyncIterator[str]:
+        """Chatchat's /other/completion: the model continues the `completion` template filled with `query`
+        (sent as one user message: every endpoint here speaks the chat protocol)."""
+        endpoint = self.endpoint(options.model_name, options.params)
+        prompt = self.prompts.render("completion", options.prompt_name, input=query)
+        deltas = await self.start(endpoint, [{"role": "user", "content": prompt}], options.params)
+        return _pieces(deltas, query if echo else "")
 
     async def completion(
         self, messages: list[ChatMessage], options: ChatOptions, kb_names: str | list[str] | None, search: SearchQuery
@@ -195,14 +255,14 @@ class ChatService:
         *,
         kind: KbKind,
         retrieve: Callable[[], list[SearchResult]],
-        link_kb: str | None,
+        links: Links,
         history: list[ChatMessage],
         options: ChatOptions,
         stream: bool,
     ) -> AsyncIterator[Event]:
         """Events {"answer": piece}… then {"docs": [citations]}; one {"answer", "docs"} when not streaming."""
         answer = await self.kb_answer(query, kind=kind, retrieve=retrieve, history=history, options=options)
-        docs = markdown_citations(answer.results, link_kb)
+        docs = markdown_citations(answer.results, links.kb_name, links.base_url)
         events = _answer_events(answer.deltas, docs)
         return events if stream else _single(events, "answer")
 
@@ -212,6 +272,17 @@ async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -
         async for delta in deltas:
             yield ChatDelta(delta.text, None, delta.usage)
         yield ChatDelta(sources, "stop")
+    finally:
+        await deltas.aclose()
+
+
+async def _pieces(deltas: AsyncGenerator[ChatDelta, None], prefix: str) -> AsyncGenerator[str, None]:
+    try:
+        if prefix:
+            yield prefix
+        async for delta in deltas:
+            if delta.text:
+                yield delta.text
     finally:
         await deltas.aclose()
 

@@ -130,9 +130,27 @@ class FileService:
         root = self._storage.staging_dir(kb_name) / uuid.uuid4().hex
         try:
             staged = stage_uploads(root, uploads, self._max_upload_bytes)
-            return self._ingest(kb, staged, params, options, custom)
+            failed = self._ingest(kb, staged, params, options, custom)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+        uploaded = {item.file_name for item in staged}
+        others = {name: chunks for name, chunks in custom.items() if name not in uploaded}
+        if others and options.to_vector_store:  # Chatchat applies every key of `docs`, files not uploaded now too
+            failed.update(self._custom_for_kept_files(kb, others, options.chunking))
+        return failed
+
+    def _custom_for_kept_files(self, kb: KnowledgeBase, custom: CustomDocs, chunking: Chunking) -> Failures:
+        failed: Failures = {}
+        for name in custom:
+            path = self._storage.content_path(kb.name, name)
+            if not self._catalog.is_registered(kb, name) and not (path.is_file() and not path.is_symlink()):
+                failed[name] = FileNotInKnowledgeBase(
+                    f"docs names {name}, which is neither uploaded now nor in {kb.name!r}; upload the file with it"
+                )
+        kept = {name: chunks for name, chunks in custom.items() if name not in failed}
+        if kept:
+            failed.update(self.update(kb.name, list(kept), UpdateOptions(chunking, True, dict(kept))))
+        return failed
 
     def ingest(
         self, kb_name: str, files: Sequence[SourceFile], params: ChunkParams, *, override: bool = False

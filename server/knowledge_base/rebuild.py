@@ -14,7 +14,7 @@ from typing import Any
 
 from server.db.models import KnowledgeBase
 from server.embeddings import EmbeddingPool
-from server.errors import InvalidInput, ZhikuError
+from server.errors import InvalidInput, KnowledgeBaseNotFound, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import FilePreparer, PreparedFile
 from server.knowledge_base.keywords import KeywordIndexes
@@ -23,6 +23,7 @@ from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.lifecycle import KbLifecycle
 from server.knowledge_base.probes import CrashProbes
+from server.knowledge_base.service import KnowledgeBaseService
 from server.vectorstores.base import VectorStore
 from server.vectorstores.registry import StoreSpec
 
@@ -79,6 +80,7 @@ class RebuildService:
         embeddings: EmbeddingPool,
         defaults: KbDefaults,
         probes: CrashProbes,
+        kbs: KnowledgeBaseService,
     ) -> None:
         self._catalog = catalog
         self._storage = storage
@@ -89,6 +91,7 @@ class RebuildService:
         self._embeddings = embeddings
         self._defaults = defaults
         self._probes = probes
+        self._kbs = kbs
 
     def recreate(
         self,
@@ -134,21 +137,42 @@ class RebuildService:
         return done
 
     def stream(self, kb_name: str, request: RebuildRequest | None = None) -> Iterator[RebuildProgress | RebuildDone]:
-        """The rebuild's progress as it happens, then one RebuildDone; raises KnowledgeBaseNotFound first.
+        """The rebuild's progress as it happens, then one RebuildDone; a KB that is not registered but has a
+        content folder is registered first (see `_register_from_folder`). Errors before the work starts raise.
 
         The rebuild runs in its own thread, so a slow reader never holds the KB lock longer than the work takes.
         """
-        self._catalog.require(kb_name)
         request = request or RebuildRequest()
         self._defaults.chunk_params(request.chunking)
+        created = self._register_from_folder(kb_name, request)
         events: queue.Queue[Any] = queue.Queue()
-        threading.Thread(target=self._run, args=(kb_name, request, events), daemon=True).start()
+        done = f"created {kb_name} from its content folder" if created else f"rebuilt {kb_name}"
+        threading.Thread(target=self._run, args=(kb_name, request, events, done), daemon=True).start()
         return _drain(events)
 
-    def _run(self, kb_name: str, request: RebuildRequest | None, events: queue.Queue[Any]) -> None:
+    def _register_from_folder(self, kb_name: str, request: RebuildRequest) -> bool:
+        """Chatchat's way to add a KB: copy files into <data_dir>/<kb>/content/, then rebuild with allow_empty_kb.
+        True when the KB was registered now; raises KnowledgeBaseNotFound when there is nothing to register."""
+        if self._catalog.find(kb_name) is not None:
+            return False
+        folder = self._storage.kb_dir(kb_name) / "content"
+        if folder.is_symlink() or not folder.is_dir():
+            raise KnowledgeBaseNotFound(
+                f"knowledge base {kb_name!r} does not exist, and there is no folder <data_dir>/{kb_name}/content/ to "
+                "build it from; copy its files there, or create it with create_knowledge_base"
+            )
+        if not request.allow_empty_kb:
+            raise KnowledgeBaseNotFound(
+                f"knowledge base {kb_name!r} is not registered; send allow_empty_kb=true to create it from the files "
+                f"in <data_dir>/{kb_name}/content/"
+            )
+        self._kbs.create(kb_name, vs_type=request.vs_type, embed_model=request.embed_model)
+        return True
+
+    def _run(self, kb_name: str, request: RebuildRequest | None, events: queue.Queue[Any], done: str) -> None:
         try:
             failed = self.recreate(kb_name, request, on_progress=events.put)
-            events.put(RebuildDone(200, f"rebuilt {kb_name}", failed))
+            events.put(RebuildDone(200, done, failed))
         except ZhikuError as error:
             events.put(RebuildDone(error.status_code, error.message))
         finally:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from server.errors import InvalidInput, StoreUnavailable, UnknownVectorStore
 from server.vectorstores.base import VectorStore
@@ -80,8 +82,31 @@ class MilvusOptions(StoreOptions):
         return "://" in self.uri  # a Milvus server; a Milvus Lite file belongs to the process that opened it
 
 
+PG_DRIVERS = ("postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+"""URL schemes accepted for vector_stores.pg.uri; all are served by psycopg 3 (Chatchat's PG_CONNECTION and its
+docs write the first and the last)."""
+
+
 class PgOptions(StoreOptions):
-    uri: str | None = Field(None, description="postgresql+psycopg://user:password@host:5432/db; unset: pg is off")
+    uri: str | None = Field(
+        None, description="postgresql://user:password@host:5432/db (psycopg 3 is used); unset: pg is off"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _psycopg3(cls, value: str | None) -> str | None:
+        """Normalise to postgresql+psycopg:// when the settings load, so a wrong URL stops start-up, not requests."""
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL; use postgresql://user:password@host:5432/database") from None
+        if url.drivername not in PG_DRIVERS:
+            raise ValueError(
+                f"scheme {url.drivername}:// is not PostgreSQL; use postgresql://user:password@host:5432/database"
+            )
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
     def shared(self) -> bool:
         return True

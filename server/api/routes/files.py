@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Chunks, Files, Jobs, KnowledgeBases
 from server.api.envelope import Envelope, failures_response
-from server.api.fields import ChunkingFields
+from server.api.fields import ChunkingFields, RequestBody
 from server.api.schemas import FailedFilesOut, FailedIdsOut, FilePageOut, JobView, Reply
 from server.db.repository import FileOrder
 from server.knowledge_base.files import UpdateOptions, UploadOptions
@@ -96,7 +96,7 @@ async def upload_docs(
     return failures_response(failed, len(sent), f"uploaded {len(sent) - len(failed)} files")
 
 
-class DeleteDocs(BaseModel):
+class DeleteDocs(RequestBody):
     knowledge_base_name: str
     file_names: list[str] = Field(min_length=1)
     delete_content: bool = False
@@ -151,7 +151,7 @@ def download_doc(
     return FileResponse(path, filename=path.name, content_disposition_type=disposition)
 
 
-class UpdateById(BaseModel):
+class UpdateById(RequestBody):
     knowledge_base_name: str
     docs: dict[str, dict[str, Any] | None] = Field(
         description='{"chunk id": {"page_content": "...", "metadata": {}}} ; null deletes the chunk'

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from server.api.deps import Sync
 from server.api.envelope import Envelope
+from server.api.fields import RequestBody
 from server.api.schemas import FolderSyncOut, Reply, SyncReport
 
 router = APIRouter(prefix="/knowledge_base", tags=["Ingestion Jobs"])
 
 
-class UpdateFolderSync(BaseModel):
+class UpdateFolderSync(RequestBody):
     knowledge_base_name: str
     sync_folder: bool = Field(description="on: new, changed and deleted files of content/ are picked up within seconds")
 
 
-class SyncFolder(BaseModel):
+class SyncFolder(RequestBody):
     knowledge_base_name: str
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from server.api.deps import KnowledgeBases
 from server.api.envelope import Envelope
+from server.api.fields import RequestBody
 from server.api.schemas import KbInfoOut, KbSummary, Reply, SearchModeOut
 from server.errors import InvalidInput
 from server.retrieval.modes import KbSearchMode
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 KbName = Annotated[str, Body(description="knowledge base name (Unicode allowed, at most 64 characters)")]
 
 
-class CreateKb(BaseModel):
+class CreateKb(RequestBody):
     knowledge_base_name: str = Field(examples=["samples"])
     vector_store_type: str | None = Field(
         None, description=f"one of {', '.join(STORES.kb_types())} (default kb.default_vs_type)"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from server.api.deps import Models
 from server.api.envelope import Envelope
+from server.api.fields import RequestBody
 from server.api.schemas import ModelConfigOut, Reply
 
 router = APIRouter(prefix="/llm_model", tags=["LLM Model Management"])
 
 
-class _Body(BaseModel):
+class _Body(RequestBody):
     model_config = ConfigDict(protected_namespaces=())
 
 
@@ -59,3 +60,19 @@ async def get_model_config(models: Models, body: ModelBody) -> Envelope:
 @router.post("/change", summary="Not supported: models come from the settings", response_model=Reply[None])
 async def change_model(models: Models, body: ChangeBody) -> Envelope:
     models.change(body.model_name, body.new_model_name)
+
+
+class StopBody(RequestBody):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str = Field(min_length=1)
+    controller_address: str | None = Field(None, description="accepted for Chatchat clients; there is no controller")
+
+
+@router.post(
+    "/stop",
+    summary="Stop a model: says why it cannot be (remote endpoint, or our worker keeps its models loaded)",
+    response_model=Reply[None],
+)
+async def stop_model(models: Models, body: StopBody) -> Envelope:
+    models.stop(body.model_name)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from server.api.deps import Search
-from server.api.fields import KB_NAMES_HELP, ScoreThreshold
+from server.api.fields import KB_NAMES_HELP, RequestBody, ScoreThreshold
 from server.api.schemas import DocumentOut
 from server.knowledge_base.search import SearchQuery
 from server.retrieval.modes import SEARCH_MODE_HELP, SearchMode
@@ -16,7 +16,7 @@ from server.retrieval.modes import SEARCH_MODE_HELP, SearchMode
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 
 
-class SearchDocs(BaseModel):
+class SearchDocs(RequestBody):
     query: str = Field("", max_length=10000, examples=["如何上传文件"])
     knowledge_base_name: str | list[str] = Field(examples=["samples"], description=KB_NAMES_HELP)
     top_k: int | None = Field(None, le=1000, description="how many chunks (default kb.top_k)")

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from server.api.deps import Configs, Prompts
+from server.api.deps import Chat, Configs, Prompts
+from server.api.envelope import Envelope
+from server.api.fields import RequestBody
+from server.api.schemas import Reply
+from server.chat.web_search import HOW_TO_CONFIGURE
 from server.server_configs import ServerConfigs
 
 router = APIRouter(prefix="/server", tags=["Server"])
 
 
-class PromptBody(BaseModel):
+class PromptBody(RequestBody):
     type: str = Field("llm_chat", description="llm_chat, knowledge_base_chat, file_chat or empty")
     name: str = "default"
 
@@ -35,3 +39,13 @@ async def server_configs(configs: Configs) -> ServerConfigs:
 async def get_prompt_template(prompts: Prompts, body: PromptBody | None = None) -> PlainTextResponse:
     body = body or PromptBody()
     return PlainTextResponse(prompts.get(body.type, body.name))
+
+
+@router.post(
+    "/list_search_engines",
+    summary="Web search engines for /chat/search_engine_chat (data: names, the default first)",
+    response_model=Reply[list[str]],
+)
+async def list_search_engines(chat: Chat) -> Envelope:
+    names = chat.web.names()
+    return Envelope(names, "success" if names else f"no search engine is configured: {HOW_TO_CONFIGURE}")

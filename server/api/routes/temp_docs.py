@@ -33,11 +33,12 @@ async def upload_temp_docs(
     temp: TempKnowledge,
     uploads: Annotated[list[UploadFile], File(alias="files")],
     prev_id: Annotated[str | None, Form(description="add to the files of an earlier upload")] = None,
+    knowledge_id: Annotated[str | None, Form(description="the same as prev_id (Chatchat 0.2's client's name)")] = None,
     chunk_size: Annotated[int | None, Form()] = None,
     chunk_overlap: Annotated[int | None, Form()] = None,
     zh_title_enhance: Annotated[bool | None, Form()] = None,
 ) -> Envelope:
     sent = [(upload.filename, upload.file) for upload in uploads]
     chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance)
-    knowledge_id, failed = await run_in_threadpool(temp.upload, prev_id or "", sent, chunking)
-    return _response(knowledge_id, failed, len(sent))
+    new_id, failed = await run_in_threadpool(temp.upload, prev_id or knowledge_id or "", sent, chunking)
+    return _response(new_id, failed, len(sent))
