@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import DocumentLoadError, UnsupportedFileType
+from server.errors import DocumentLoadError, OcrUnavailable, UnsupportedFileType
 from server.loaders import SUPPORTED_EXTENSIONS, LoadedFile, detect_encoding, load_file, read_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -152,8 +152,10 @@ def test_unsupported_extension(tmp_path: Path) -> None:
 
 
 def test_image_needs_ocr(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedFileType, match=r"scan\.PNG.*OCR"):
+    with pytest.raises(OcrUnavailable, match=r"scan\.PNG.*OCR"):
         load_file(write(tmp_path / "scan.PNG", b"\x89PNG"))
+    with pytest.raises(UnsupportedFileType, match=r"anim\.gif.*PNG or JPEG"):
+        load_file(write(tmp_path / "anim.gif", b"GIF89a"))
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -407,7 +409,7 @@ def test_every_sample_loads_or_fails_clearly() -> None:
         source = str(path.relative_to(SAMPLES))
         try:
             loaded = load_file(path, source=source)
-        except (UnsupportedFileType, DocumentLoadError) as err:
+        except (UnsupportedFileType, DocumentLoadError, OcrUnavailable) as err:
             assert path.name in str(err)
             continue
         assert loaded.docs and any(d.page_content.strip() for d in loaded.docs), source

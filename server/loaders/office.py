@@ -11,11 +11,17 @@ from typing import Any
 from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import clean_text, make_doc, row_documents
+from server.loaders.image import EmbeddedImages
 from server.loaders.limits import Budget
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.IGNORECASE)
 _OUTLINE_XPATH = "./w:pPr/w:outlineLvl/@w:val"
 _STYLE_DEPTH = 4  # how far up a style's basedOn chain to look for an outline level
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PICTURES = (
+    f".//{{http://schemas.openxmlformats.org/drawingml/2006/main}}blip[@{_RELATIONSHIP}embed]",
+    f".//{{urn:schemas-microsoft-com:vml}}imagedata[@{_RELATIONSHIP}id]",
+)
 
 
 def _corrupt(source: str, kind: str, err: BaseException) -> DocumentLoadError:
@@ -32,15 +38,16 @@ def load_docx(path: Path, source: str, budget: Budget) -> list[Document]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    images = EmbeddedImages(budget, source)
     try:
         document = docx.Document(str(path))
-        text = clean_text("\n".join(_docx_blocks(document, budget)))
+        text = clean_text("\n".join(_docx_blocks(document, budget, images)))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "Word .docx", err) from err
-    return [make_doc(text, source, format="markdown")] if text else []
+    return [make_doc(text, source, format="markdown", **images.metadata())] if text else []
 
 
-def _docx_blocks(document: Any, budget: Budget) -> Iterator[str]:
+def _docx_blocks(document: Any, budget: Budget, images: EmbeddedImages) -> Iterator[str]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
@@ -51,11 +58,24 @@ def _docx_blocks(document: Any, budget: Budget) -> Iterator[str]:
             line = _paragraph_line(Paragraph(child, document))
             if line:
                 yield line
+            yield from _picture_texts(child, document.part, images)
         elif tag == "tbl":
             yield from _table_rows(Table(child, document))
             yield ""
         elif tag == "sdt":  # content control (e.g. a table of contents): keep its text, one line per paragraph
             yield from _sdt_lines(child)
+
+
+def _picture_texts(element: Any, part: Any, images: EmbeddedImages) -> Iterator[str]:
+    """The text OCR reads in the pictures of a paragraph, where they stand in the document."""
+    for query in _PICTURES:
+        for picture in element.iterfind(query):
+            rel_id = picture.get(f"{_RELATIONSHIP}embed") or picture.get(f"{_RELATIONSHIP}id")
+            related = part.related_parts.get(rel_id)
+            blob = getattr(related, "blob", None)
+            text = images.text(blob) if isinstance(blob, bytes) else ""
+            if text:
+                yield text
 
 
 def _sdt_lines(sdt: Any) -> Iterator[str]:
@@ -133,28 +153,40 @@ def load_pptx(path: Path, source: str, budget: Budget) -> list[Document]:
         slides = []
         for number, slide in enumerate(presentation.slides, 1):
             budget.tick()
-            slides.append((number, clean_text("\n".join(_slide_lines(slide)))))
+            images = EmbeddedImages(budget, source)
+            text = clean_text("\n".join(_slide_lines(slide, images)))
+            slides.append((number, text, images.metadata()))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "PowerPoint .pptx", err) from err
-    return [make_doc(text, source, page=number, format="text") for number, text in slides if text]
+    return [make_doc(text, source, page=number, format="text", **meta) for number, text, meta in slides if text]
 
 
-def _slide_lines(slide: Any) -> Iterator[str]:
-    yield from _shape_lines(slide.shapes)
+def _slide_lines(slide: Any, images: EmbeddedImages) -> Iterator[str]:
+    yield from _shape_lines(slide.shapes, images)
     if slide.has_notes_slide:
         notes = slide.notes_slide.notes_text_frame
         if notes is not None and notes.text.strip():
             yield f"Notes: {notes.text.strip()}"
 
 
-def _shape_lines(shapes: Any) -> Iterator[str]:
+def _shape_lines(shapes: Any, images: EmbeddedImages) -> Iterator[str]:
     for shape in shapes:
         if getattr(shape, "shapes", None) is not None:  # a group shape
-            yield from _shape_lines(shape.shapes)
+            yield from _shape_lines(shape.shapes, images)
+        elif getattr(shape, "image", None) is not None and _is_picture(shape):
+            text = images.text(shape.image.blob)
+            if text:
+                yield text
         elif shape.has_text_frame and shape.text_frame.text.strip():
             yield shape.text_frame.text.strip()
         elif getattr(shape, "has_table", False):
             yield from _table_rows(shape.table)
+
+
+def _is_picture(shape: Any) -> bool:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    return bool(shape.shape_type == MSO_SHAPE_TYPE.PICTURE)
 
 
 # ---- .xlsx -------------------------------------------------------------------------------------------

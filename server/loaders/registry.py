@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.documents import Document
-from server.loaders import html, legacy_doc, office, pdf, roff, text
+from server.loaders import html, image, legacy_doc, office, pdf, roff, text
 from server.loaders.limits import Budget
 
 LoaderFn = Callable[[Path, str, Budget], list[Document]]
@@ -47,6 +47,7 @@ LOADERS = LoaderRegistry(
     FileLoader("JsonLoader", (".json",), text.load_json),
     FileLoader("JsonLinesLoader", (".jsonl",), text.load_jsonl),
     FileLoader("PdfLoader", (".pdf",), pdf.load_pdf),
+    FileLoader("ImageOcrLoader", (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"), image.load_image),
     FileLoader("DocxLoader", (".docx",), office.load_docx),
     FileLoader("DocLoader", (".doc",), legacy_doc.load_doc),
     FileLoader("PptxLoader", (".pptx",), office.load_pptx),
