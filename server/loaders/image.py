@@ -33,7 +33,7 @@ def load_image(path: Path, source: str, budget: Budget) -> list[Document]:
     frames = check_image(data, source, budget, ocr.options.min_image_side)
     jobs = [ImageJob(data, frame, budget.max_pixels) for frame in range(frames)]
     docs = []
-    for number, found in enumerate(ocr.read_all(jobs, budget.remaining), start=1):
+    for number, found in enumerate(ocr.read_all(jobs, source, budget.remaining), start=1):
         budget.tick()
         if found.text.strip():
             docs.append(ocr_doc(found, source, number if frames > 1 else None))
@@ -91,7 +91,7 @@ class EmbeddedImages:
         """The picture's text ("" when none, or when it is not read)."""
         if self._ocr is None or not self._worth_reading(data, self._ocr.options.min_image_side):
             return ""
-        found = self._ocr.read(ImageJob(data, 0, self._budget.max_pixels), self._budget.remaining)
+        found = self._ocr.read(ImageJob(data, 0, self._budget.max_pixels), self._source, self._budget.remaining)
         self.read_count += 1
         return clean_text(found.text)
 

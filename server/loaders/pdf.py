@@ -50,7 +50,7 @@ def _with_ocr(path: Path, source: str, pages: list[tuple[int, str]], ocr: PageOc
     scanned = [number for number, text in pages if ocr.mode == "always" or len(text) < ocr.options.min_page_chars]
     dpi = ocr.options.render_dpi
     jobs = [PdfPageJob(str(path), number - 1, dpi, budget.max_pixels) for number in scanned]
-    read = dict(zip(scanned, ocr.read_all(jobs, budget.remaining), strict=True))
+    read = dict(zip(scanned, ocr.read_all(jobs, source, budget.remaining), strict=True))
     docs = []
     for number, text in pages:
         found = read.get(number)

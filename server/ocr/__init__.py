@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from server.errors import InvalidInput, OcrUnavailable
+from server.errors import InvalidInput, OcrFailed, OcrUnavailable
 from server.ocr.engine import ImageJob, OcrJob, OcrText, PdfPageJob
 from server.ocr.pool import OcrPool
 
@@ -63,21 +63,25 @@ class PageOcr:
     def enabled(self) -> bool:
         return self.mode != "never"
 
-    def read(self, job: OcrJob, remaining_s: Callable[[], float]) -> OcrText:
-        """OCR one page, waiting no longer than the file has left (`remaining_s()`) nor than ocr.page_timeout_s."""
+    def read(self, job: OcrJob, source: str, remaining_s: Callable[[], float]) -> OcrText:
+        """OCR one page of `source`, waiting no longer than the file has left (`remaining_s()`) nor than
+        ocr.page_timeout_s; errors name `source`."""
         if importlib.util.find_spec("rapidocr_onnxruntime") is None:
-            raise OcrUnavailable("OCR needs the rapidocr-onnxruntime package; install it (see requirements.txt)")
+            raise OcrUnavailable(f"{source}: OCR needs the rapidocr-onnxruntime package; install it (requirements.txt)")
         left = remaining_s()
         timeout = max(0.1, min(self.options.page_timeout_s, left))
-        return self.pool.read(job, timeout_s=timeout, wait_s=left)
+        try:
+            return self.pool.read(job, timeout_s=timeout, wait_s=left)
+        except (OcrFailed, OcrUnavailable) as error:
+            raise type(error)(f"{source}: {error.message}") from error
 
-    def read_all(self, jobs: Sequence[OcrJob], remaining_s: Callable[[], float]) -> Iterator[OcrText]:
+    def read_all(self, jobs: Sequence[OcrJob], source: str, remaining_s: Callable[[], float]) -> Iterator[OcrText]:
         """The pages' texts in order, read by as many workers at once as the pool has."""
         if len(jobs) <= 1 or self.pool.size <= 1:
-            yield from (self.read(job, remaining_s) for job in jobs)
+            yield from (self.read(job, source, remaining_s) for job in jobs)
             return
         with ThreadPoolExecutor(max_workers=self.pool.size, thread_name_prefix="zhiku-ocr-page") as threads:
-            yield from threads.map(lambda job: self.read(job, remaining_s), jobs)
+            yield from threads.map(lambda job: self.read(job, source, remaining_s), jobs)
 
 
 class OcrService:
