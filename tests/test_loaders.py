@@ -209,8 +209,10 @@ def test_docx_headings_tables_in_order(tmp_path: Path) -> None:
         "# 知库简介",
         "第一段正文。",
         "## 支持的格式",
-        "格式 | 扩展名 | 说明",
-        "Word | .docx | 段落和表格",
+        "",
+        "| 格式 | 扩展名 | 说明 |",
+        "| --- | --- | --- |",
+        "| Word | .docx | 段落和表格 |",
         "",
         "表格之后的段落。",
     ]
@@ -248,7 +250,7 @@ def test_pptx_one_document_per_slide(tmp_path: Path) -> None:
     assert loaded.loader == "PptxLoader"
     assert [d.metadata["page"] for d in loaded.docs] == [1, 3]
     assert loaded.docs[0].page_content == "第一页标题\n要点一\nNotes: 演讲备注"
-    assert loaded.docs[1].page_content == "名称 | 数量\n苹果 | 3"
+    assert loaded.docs[1].page_content == "| 名称 | 数量 |\n| --- | --- |\n| 苹果 | 3 |"
 
 
 def test_xlsx_rows_with_headers(tmp_path: Path) -> None:
@@ -288,8 +290,10 @@ def test_html_to_markdown_with_meta_charset(tmp_path: Path) -> None:
         "## 小标题",
         "- 条目一",
         "- 条目二",
-        "列一 | 列二",
-        "甲 | 乙",
+        "",
+        "| 列一 | 列二 |",
+        "| --- | --- |",
+        "| 甲 | 乙 |",
     ]
     assert loaded.docs[0].metadata == {"source": "page.htm", "format": "markdown", "title": "知库页面"}
 

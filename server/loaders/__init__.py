@@ -24,7 +24,7 @@ __all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadLimits", "LoadedFile", "detec
 SUPPORTED_EXTENSIONS: frozenset[str] = LOADERS.extensions()
 
 _IMAGES = frozenset({".gif", ".heic", ".heif", ".svg", ".ico"})
-_OLD_OFFICE = {".xls": ".xlsx", ".ppt": ".pptx"}
+_OLD_OFFICE = {".ppt": ".pptx"}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from server.loaders._common import clean_text, make_doc
 from server.loaders.limits import Budget
 from server.ocr import ImageJob, OcrText, PageOcr
 
+_RASTER = frozenset({"PNG", "JPEG", "MPO", "BMP", "DIB", "TIFF", "WEBP", "GIF"})  # pictures PIL decodes itself
+
 
 def require_ocr(budget: Budget, source: str, what: str) -> PageOcr:
     """The file's OCR, or a clear refusal when it has none or it is turned off."""
@@ -104,11 +106,14 @@ class EmbeddedImages:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
+                raster = image.format in _RASTER
         except Image.DecompressionBombError as err:
             raise FileTooLarge(
                 f"{self._source}: a picture inside is too large ({err}); limits.max_image_pixels"
             ) from err
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
             return False  # a vector picture, or one PIL cannot read: it holds no text we could get
+        if not raster:
+            return False  # WMF, EMF, EPS: PIL knows the header but draws no pixels without outside tools
         self._budget.pixels(width, height)
         return min(width, height) >= min_side

@@ -1,4 +1,4 @@
-"""Office Open XML loaders: .docx (python-docx), .pptx (python-pptx), .xlsx (openpyxl)."""
+"""Office Open XML loaders: .docx (python-docx), .pptx (python-pptx); spreadsheets are in sheets.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from server.documents import Document
 from server.errors import DocumentLoadError
-from server.loaders._common import clean_text, make_doc, row_documents
+from server.loaders._common import clean_text, make_doc, markdown_table
 from server.loaders.image import EmbeddedImages
 from server.loaders.limits import Budget
 
@@ -60,6 +60,7 @@ def _docx_blocks(document: Any, budget: Budget, images: EmbeddedImages) -> Itera
                 yield line
             yield from _picture_texts(child, document.part, images)
         elif tag == "tbl":
+            yield ""
             yield from _table_rows(Table(child, document))
             yield ""
         elif tag == "sdt":  # content control (e.g. a table of contents): keep its text, one line per paragraph
@@ -118,23 +119,10 @@ def _outline_to_level(value: str) -> int:
     return min(level, 6) if level <= 9 else 0
 
 
-def _table_rows(table: Any) -> Iterator[str]:
-    for row in table.rows:
-        cells: list[str] = []
-        previous = None
-        for cell in row.cells:
-            if cell._tc is previous:  # a merged cell is repeated once per grid column it spans
-                continue
-            previous = cell._tc
-            cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            yield " | ".join(cells)
-
-
-def _counted(rows: Iterator[tuple[int, Any]], budget: Budget) -> Iterator[tuple[int, Any]]:
-    for number, row in rows:
-        budget.row(number)
-        yield number, row
+def _table_rows(table: Any) -> list[str]:
+    """The table as Markdown; a merged cell's text stands in every row and column it spans, so each row reads
+    whole under the header."""
+    return markdown_table([[cell.text for cell in row.cells] for row in table.rows])
 
 
 def _w(name: str) -> str:
@@ -181,32 +169,10 @@ def _shape_lines(shapes: Any, images: EmbeddedImages) -> Iterator[str]:
             yield shape.text_frame.text.strip()
         elif getattr(shape, "has_table", False):
             yield from _table_rows(shape.table)
+            yield ""
 
 
 def _is_picture(shape: Any) -> bool:
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
     return bool(shape.shape_type == MSO_SHAPE_TYPE.PICTURE)
-
-
-# ---- .xlsx -------------------------------------------------------------------------------------------
-
-
-def load_xlsx(path: Path, source: str, budget: Budget) -> list[Document]:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise _corrupt(source, "Excel .xlsx", err) from err
-    try:
-        docs: list[Document] = []
-        for sheet in workbook.worksheets:
-            rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-            docs.extend(row_documents(_counted(rows, budget), source, budget, sheet=sheet.title, format="text"))
-        return docs
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise _corrupt(source, "Excel .xlsx", err) from err
-    finally:
-        workbook.close()
