@@ -60,14 +60,15 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **options: object) -> byte
 
 
 def pdf_of(pages: list[str | Image.Image], *, dpi: int = 150) -> bytes:
-    """A PDF whose pages are either a line of ASCII text in a text layer (str) or a scanned image (no text layer)."""
+    """A PDF whose pages are either lines of ASCII text in a text layer (str) or a scanned image (no text layer)."""
     objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")  # object 3
     kids = []
     for page in pages:
         if isinstance(page, str):
             width, height = 595, 842
-            content = f"BT /F1 14 Tf 72 760 Td ({page}) Tj ET".encode()
+            shown = " T* ".join(f"({_escaped(line)}) Tj" for line in page.split("\n"))
+            content = f"BT /F1 11 Tf 14 TL 60 780 Td {shown} ET".encode()
             resources = b"/Font << /F1 3 0 R >>"
         else:
             data = image_bytes(page.convert("RGB"), "JPEG", quality=90)
@@ -90,6 +91,10 @@ def pdf_of(pages: list[str | Image.Image], *, dpi: int = 150) -> bytes:
     refs = b" ".join(b"%d 0 R" % kid for kid in kids)
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (refs, len(kids))
     return _serialize(objects)
+
+
+def _escaped(line: str) -> str:
+    return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
 def _serialize(objects: list[bytes]) -> bytes:
