@@ -1,5 +1,6 @@
-"""Documents for the OCR tests, made at test time: text drawn with PIL in WenQuanYi Micro Hei onto images, PDFs
-built from such images (and from text-layer pages), and the character error rate of what OCR read back."""
+"""Documents for the OCR and table tests, made at test time: text drawn with PIL in WenQuanYi Micro Hei onto images,
+PDFs built from such images, from text-layer pages and with tables, and the character error rate of what OCR read
+back."""
 
 from __future__ import annotations
 
@@ -91,6 +92,26 @@ def pdf_of(pages: list[str | Image.Image], *, dpi: int = 150) -> bytes:
     refs = b" ".join(b"%d 0 R" % kid for kid in kids)
     objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (refs, len(kids))
     return _serialize(objects)
+
+
+def table_pdf(rows: list[tuple[str, ...]], before: str, after: str, *, column_width: int = 150) -> bytes:
+    """One page: a line of text, a table whose cells are placed one by one (as PDF writers do), a line of text."""
+    ops = [f"BT /F1 11 Tf 60 790 Td ({_escaped(before)}) Tj ET"]
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            ops.append(f"BT /F1 11 Tf {60 + c * column_width} {770 - r * 15} Td ({_escaped(cell)}) Tj ET")
+    ops.append(f"BT /F1 11 Tf 60 {750 - len(rows) * 15} Td ({_escaped(after)}) Tj ET")
+    content = " ".join(ops).encode()
+    return _serialize(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> "
+            b"/Contents 4 0 R >>",
+        ]
+    )
 
 
 def _escaped(line: str) -> str:

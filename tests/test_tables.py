@@ -9,6 +9,7 @@ from pathlib import Path
 import docx
 import openpyxl
 import pytest
+from ocr_docs import table_pdf
 
 from server.documents import Document
 from server.loaders import load_file
@@ -118,6 +119,36 @@ def test_docx_merged_cells_read_under_each_column(tmp_path: Path) -> None:
     document.save(str(tmp_path / "merged.docx"))
     text = load_file(tmp_path / "merged.docx").docs[0].page_content
     assert "| 华东 | 一季度 | 10 |" in text and "| 华东 | 二季度 | 12 |" in text, text
+
+
+def test_pdf_text_table_longer_than_a_chunk(tmp_path: Path) -> None:
+    rows = [
+        ("Product", "Price", "Notes"),
+        *((f"Model{i:02d}", f"{100 + i} yuan", f"row {i} in stock") for i in range(30)),
+    ]
+    path = tmp_path / "prices.pdf"
+    path.write_bytes(table_pdf(rows, "Before the table", "After the table"))
+    chunks = chunks_of(path)
+    tables = table_chunks(chunks)
+    assert len(tables) > 1
+    seen = []
+    for chunk in tables:
+        lines = chunk.page_content.split("\n")
+        assert lines[0] == "| Product | Price | Notes |" and lines[1].startswith("| ---"), chunk.page_content
+        assert chunk_length(chunk.page_content) <= CHUNK and chunk.metadata["page"] == 1
+        seen.extend(lines[2:])
+    assert seen == [f"| {a} | {b} | {c} |" for a, b, c in rows[1:]]
+    prose = " ".join(chunk.page_content for chunk in chunks if not chunk.metadata.get("table"))
+    assert "Before the table" in prose and "After the table" in prose
+
+
+def test_pdf_two_column_prose_is_not_a_table(tmp_path: Path) -> None:
+    left = "a line of prose in the left column of a paper"
+    right = "and a line of prose in the right column beside it"
+    path = tmp_path / "paper.pdf"
+    path.write_bytes(table_pdf([(left, right)] * 12, "Title of the paper", "End", column_width=260))
+    text = load_file(path).docs[0].page_content
+    assert "| ---" not in text and left in text and right in text
 
 
 # ---- spreadsheets --------------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ the OCR workers) when the file's OCR allows it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.documents import Document
 from server.errors import DocumentLoadError
 from server.loaders._common import clean_text, make_doc
 from server.loaders.image import ocr_doc
 from server.loaders.limits import Budget
+from server.loaders.pdf_tables import TextRuns, layout_tables
 from server.ocr import PageOcr, PdfPageJob
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def load_pdf(path: Path, source: str, budget: Budget) -> list[Document]:
         pages = []
         for number, page in enumerate(reader.pages, start=1):
             budget.tick()
-            pages.append((number, clean_text(page.extract_text() or "")))
+            pages.append((number, _page_text(page)))
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as err:
         raise DocumentLoadError(
             f"{source}: cannot read PDF ({type(err).__name__}: {err}); the file may be corrupt or truncated, "
@@ -43,6 +44,16 @@ def load_pdf(path: Path, source: str, budget: Budget) -> list[Document]:
             "upload it with ocr=auto"
         )
     return docs
+
+
+def _page_text(page: Any) -> str:
+    """The page's text layer; a page whose text runs stand in columns is read again with its layout, so its
+    tables come out as Markdown tables (server/loaders/pdf_tables.py)."""
+    runs = TextRuns()
+    text = page.extract_text(visitor_text=runs.visit) or ""
+    if runs.tabular():
+        text = layout_tables(page.extract_text(extraction_mode="layout") or "") or text
+    return clean_text(text)
 
 
 def _with_ocr(path: Path, source: str, pages: list[tuple[int, str]], ocr: PageOcr, budget: Budget) -> list[Document]:
