@@ -117,3 +117,22 @@ def test_scanned_pdf_as_a_background_job(client: TestClient) -> None:
     row = details(client)["jobs/scanned.pdf"]
     assert row["ocr"] is True and row["loader"] == "PdfLoader"
     assert "付款" in chunks_of(client, "jobs/scanned.pdf")
+
+
+def test_background_jobs_and_update_docs_keep_the_kb_ocr_mode(client: TestClient) -> None:
+    kb = "任务不识别"
+    assert (
+        client.post(
+            "/knowledge_base/create_knowledge_base", json={"knowledge_base_name": kb, "ocr_mode": "never"}
+        ).json()["data"]["ocr_mode"]
+        == "never"
+    )
+    queued = upload(client, ("scan.png", image_bytes(text_image(EN_LINES))), kb=kb, background="true")
+    job = wait_job_ended(client, queued.json()["data"]["job_id"], timeout=120)
+    assert job["state"] == "failed" and "ocr: never" in job["files"][0]["error"], job
+    assert upload(client, ("page.png", image_bytes(text_image(ZH_LINES))), kb=kb, ocr="auto").status_code == 200
+    body = {"knowledge_base_name": kb, "file_names": ["page.png"]}
+    refused = client.post("/knowledge_base/update_docs", json=body)
+    assert refused.status_code == 415 and "ocr: never" in refused.json()["msg"], refused.text
+    updated = client.post("/knowledge_base/update_docs", json={**body, "ocr": "auto"})
+    assert updated.status_code == 200 and details(client, kb)["page.png"]["version"] == 2
