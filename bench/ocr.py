@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
@@ -60,6 +61,7 @@ def loader_before_ocr(path: Path) -> int:
 
 
 def measure_ocr(path: Path, expected: str, pages: int, workers: int) -> None:
+    children = _children_cpu()
     service = OcrService(OcrOptions(), workers=workers)
     try:
         started = time.perf_counter()
@@ -69,11 +71,19 @@ def measure_ocr(path: Path, expected: str, pages: int, workers: int) -> None:
         warm = load_file(path, ocr=service.for_file())
         warm_s = time.perf_counter() - started
     finally:
-        service.close()
+        service.close()  # the workers end, so their CPU time is counted below
+    per_page = (_children_cpu() - children) / (2 * pages)
     got = "\n".join(doc.page_content for doc in warm.docs)
     assert len(cold.docs) == pages
     print(f"OCR, {pages} A4 pages at 150 dpi, {workers} workers: cold {cold_s:.1f} s (models loading), ", end="")
     print(f"warm {warm_s:.1f} s = {pages / warm_s:.2f} pages/s; CER {cer(expected, got):.2%}")
+    print(f"  worker CPU per page {per_page:.1f} s (model loading included): {workers / per_page:.2f} pages/s ", end="")
+    print(f"on {workers} idle cores")
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def measure_check(path: Path, label: str, runs: int) -> None:
