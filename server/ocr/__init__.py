@@ -69,6 +69,10 @@ class PageOcr:
         if importlib.util.find_spec("rapidocr_onnxruntime") is None:
             raise OcrUnavailable(f"{source}: OCR needs the rapidocr-onnxruntime package; install it (requirements.txt)")
         left = remaining_s()
+        if left <= 0:
+            raise OcrFailed(
+                f"{source}: OCR did not finish within limits.parse_timeout_s; split the file into smaller ones"
+            )
         timeout = max(0.1, min(self.options.page_timeout_s, left))
         try:
             return self.pool.read(job, timeout_s=timeout, wait_s=left)
@@ -80,8 +84,13 @@ class PageOcr:
         if len(jobs) <= 1 or self.pool.size <= 1:
             yield from (self.read(job, source, remaining_s) for job in jobs)
             return
-        with ThreadPoolExecutor(max_workers=self.pool.size, thread_name_prefix="zhiku-ocr-page") as threads:
-            yield from threads.map(lambda job: self.read(job, source, remaining_s), jobs)
+        threads = ThreadPoolExecutor(max_workers=self.pool.size, thread_name_prefix="zhiku-ocr-page")
+        pages = [threads.submit(self.read, job, source, remaining_s) for job in jobs]
+        try:
+            for page in pages:
+                yield page.result()
+        finally:  # a failed page ends the file: the pages not yet started are dropped, not read for nothing
+            threads.shutdown(wait=True, cancel_futures=True)
 
 
 class OcrService:
