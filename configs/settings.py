@@ -32,6 +32,7 @@ from pydantic_settings import (
 from server.embeddings.config import EmbedModelConfig
 from server.errors import ConfigError
 from server.loaders.limits import LoadLimits
+from server.ocr import OcrMode, OcrOptions
 from server.retrieval.modes import SearchMode
 from server.vectorstores.registry import STORES, StoreOptions
 
@@ -91,7 +92,9 @@ class LimitsSettings(_Section):
     max_chars_per_file: int = Field(10_000_000, gt=0, description="text extracted from one file")
     max_chunks_per_file: int = Field(50_000, gt=0)
     max_rows_per_sheet: int = Field(100_000, gt=0, description="rows of one spreadsheet sheet or CSV/JSONL file")
-    parse_timeout_s: float = Field(300, gt=0, description="parsing one file")
+    parse_timeout_s: float = Field(300, gt=0, description="parsing one file, OCR included")
+    max_image_pixels: int = Field(50_000_000, gt=0, description="one image or frame, checked before it is decoded")
+    max_pages_per_file: int = Field(2000, gt=0, description="pages of one PDF, frames of one TIFF")
     max_query_chars: int = Field(1000, gt=0, description="a search query (also KB and file chat questions)")
     max_embed_chars: int = Field(10_000, gt=0, description="one text of /other/embed_texts, /v1/embeddings or a chunk")
     max_embed_total_chars: int = Field(200_000, gt=0, description="all texts of one embedding request")
@@ -104,6 +107,31 @@ class LimitsSettings(_Section):
             max_chars=self.max_chars_per_file,
             max_rows=self.max_rows_per_sheet,
             timeout_s=self.parse_timeout_s,
+            max_image_pixels=self.max_image_pixels,
+            max_pages=self.max_pages_per_file,
+        )
+
+
+class OcrSettings(_Section):
+    """OCR (RapidOCR, offline) of images, PDF pages without a text layer and pictures in docx/pptx."""
+
+    mode: OcrMode = Field("auto", description="auto: pages without text; always: every page; never: no OCR")
+    workers: int = Field(2, gt=0, le=64, description="OCR worker processes (one page each at a time)")
+    threads_per_worker: int = Field(1, gt=0, le=64, description="ONNX threads in each worker")
+    page_timeout_s: float = Field(60, gt=0, description="one page; the whole file stays within parse_timeout_s")
+    min_page_chars: int = Field(16, ge=0, description="a PDF page with less text than this is OCR'd (auto)")
+    render_dpi: float = Field(150, ge=50, le=600, description="PDF pages are rendered at this resolution")
+    office_images: bool = Field(True, description="OCR the pictures inside docx and pptx files")
+    min_image_side: int = Field(16, ge=1, description="smaller images are refused: no readable text fits")
+
+    def options(self) -> OcrOptions:
+        return OcrOptions(
+            mode=self.mode,
+            page_timeout_s=self.page_timeout_s,
+            min_page_chars=self.min_page_chars,
+            render_dpi=self.render_dpi,
+            office_images=self.office_images,
+            min_image_side=self.min_image_side,
         )
 
 
@@ -245,6 +273,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     kb: KbSettings = Field(default_factory=KbSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     vector_stores: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
@@ -260,6 +289,7 @@ class Settings(BaseSettings):
         "api",
         "kb",
         "limits",
+        "ocr",
         "reranker",
         "vector_stores",
         "embed_models",

@@ -54,6 +54,7 @@ from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.summaries import SummaryIndexes
 from server.knowledge_base.writer import KbWriter
 from server.loaders import LOADERS
+from server.ocr import OcrService
 from server.retrieval.modes import SEARCH_MODES
 from server.retrieval.reranker import CrossEncoderReranker
 from server.retrieval.search import Searcher
@@ -112,6 +113,7 @@ class Services:
     _searcher: Searcher
     _llm_client: LlmClient
     _pg_uri: str | None
+    _ocr: OcrService
 
     @property
     def catalog(self) -> KbCatalog:
@@ -139,6 +141,7 @@ class Services:
             self._watcher.stop()
         self.job_runtime.stop()
         self._searcher.close()
+        self._ocr.close()
         self.core.storage.close()
         if self._pg_uri:
             dispose_engine(self._pg_uri)  # the pgvector stores share one pool per server
@@ -215,7 +218,8 @@ def build_services(
     core = build_kb_core(settings, embeddings)
     catalog, storage, keywords = core.catalog, core.storage, core.keywords
     ingest_limits = IngestLimits(limits.load_limits(), limits.max_chunks_per_file, limits.max_embed_chars)
-    preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers, limits=ingest_limits)
+    ocr = OcrService(settings.ocr.options(), workers=settings.ocr.workers, threads=settings.ocr.threads_per_worker)
+    preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers, limits=ingest_limits, ocr=ocr)
     defaults = kb_defaults(settings)
     searcher = Searcher(reranker=_reranker(settings))
     search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)
@@ -266,6 +270,7 @@ def build_services(
         _searcher=searcher,
         _llm_client=talk.client,
         _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,
+        _ocr=ocr,
     )
 
 

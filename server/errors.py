@@ -68,6 +68,20 @@ class FileTooLarge(ZhikuError):
     status_code = 413
 
 
+class OcrFailed(DocumentLoadError):
+    """A page could not be read by OCR: it took too long, its worker died, or its image was unreadable."""
+
+
+class OcrUnavailable(ZhikuError):
+    """OCR is needed but cannot run: RapidOCR is not installed, the pool is closed or stayed busy."""
+
+    status_code = 503
+
+
+class OcrDisabled(UnsupportedFileType):
+    """A file that can only be read by OCR, while OCR is off (ocr: never)."""
+
+
 class UnknownEmbeddingModel(ZhikuError):
     status_code = 422
 

@@ -129,7 +129,8 @@ def _unchanged(client: TestClient) -> None:
         ("empty.txt", b"", 422, "empty.txt"),
         ("broken.pdf", b"%PDF-1.4 garbage \x00\x01", 422, "broken.pdf"),
         ("broken.docx", b"PK\x03\x04 not a zip", 422, "broken.docx"),
-        ("photo.jpg", b"\xff\xd8\xff", 415, "OCR"),
+        ("photo.jpg", b"\xff\xd8\xff", 422, "not a readable image"),
+        ("anim.gif", b"GIF89a", 415, "PNG or JPEG"),
     ],
 )
 def test_bad_uploads_fail_cleanly(kb: TestClient, name: str, data: bytes, status: int, fragment: str) -> None:

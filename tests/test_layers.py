@@ -18,7 +18,8 @@ LAYERS: dict[str, int] = {
     "server.documents": 0,
     "server.vectorstores": 1,
     "server.embeddings": 1,
-    "server.loaders": 1,
+    "server.ocr": 1,  # the OCR worker pool; the loaders hand it pages
+    "server.loaders": 2,
     "server.splitter": 1,
     "server.db": 1,
     "server.llm": 1,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import DocumentLoadError, UnsupportedFileType
+from server.errors import DocumentLoadError, OcrUnavailable, UnsupportedFileType
 from server.loaders import SUPPORTED_EXTENSIONS, LoadedFile, detect_encoding, load_file, read_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -152,8 +152,10 @@ def test_unsupported_extension(tmp_path: Path) -> None:
 
 
 def test_image_needs_ocr(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedFileType, match=r"scan\.PNG.*OCR"):
+    with pytest.raises(OcrUnavailable, match=r"scan\.PNG.*OCR"):
         load_file(write(tmp_path / "scan.PNG", b"\x89PNG"))
+    with pytest.raises(UnsupportedFileType, match=r"anim\.gif.*PNG or JPEG"):
+        load_file(write(tmp_path / "anim.gif", b"GIF89a"))
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -207,8 +209,10 @@ def test_docx_headings_tables_in_order(tmp_path: Path) -> None:
         "# 知库简介",
         "第一段正文。",
         "## 支持的格式",
-        "格式 | 扩展名 | 说明",
-        "Word | .docx | 段落和表格",
+        "",
+        "| 格式 | 扩展名 | 说明 |",
+        "| --- | --- | --- |",
+        "| Word | .docx | 段落和表格 |",
         "",
         "表格之后的段落。",
     ]
@@ -246,7 +250,7 @@ def test_pptx_one_document_per_slide(tmp_path: Path) -> None:
     assert loaded.loader == "PptxLoader"
     assert [d.metadata["page"] for d in loaded.docs] == [1, 3]
     assert loaded.docs[0].page_content == "第一页标题\n要点一\nNotes: 演讲备注"
-    assert loaded.docs[1].page_content == "名称 | 数量\n苹果 | 3"
+    assert loaded.docs[1].page_content == "| 名称 | 数量 |\n| --- | --- |\n| 苹果 | 3 |"
 
 
 def test_xlsx_rows_with_headers(tmp_path: Path) -> None:
@@ -286,8 +290,10 @@ def test_html_to_markdown_with_meta_charset(tmp_path: Path) -> None:
         "## 小标题",
         "- 条目一",
         "- 条目二",
-        "列一 | 列二",
-        "甲 | 乙",
+        "",
+        "| 列一 | 列二 |",
+        "| --- | --- |",
+        "| 甲 | 乙 |",
     ]
     assert loaded.docs[0].metadata == {"source": "page.htm", "format": "markdown", "title": "知库页面"}
 
@@ -407,7 +413,7 @@ def test_every_sample_loads_or_fails_clearly() -> None:
         source = str(path.relative_to(SAMPLES))
         try:
             loaded = load_file(path, source=source)
-        except (UnsupportedFileType, DocumentLoadError) as err:
+        except (UnsupportedFileType, DocumentLoadError, OcrUnavailable) as err:
             assert path.name in str(err)
             continue
         assert loaded.docs and any(d.page_content.strip() for d in loaded.docs), source

@@ -117,6 +117,7 @@ def test_the_forms_take_every_choice_from_server_configs() -> None:
     assert (defaults.chunk_size, defaults.default_llm) == (300, "")
     assert defaults.search_modes == ("dense", "keyword", "hybrid")
     assert "markdown" in defaults.file_types and "docx" in defaults.file_types  # the loaders' own list
+    assert {"png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp", "xls"} <= set(defaults.file_types)  # OCR, .xls
     assert "default" in defaults.prompt_templates["knowledge_base_chat"]
 
 
@@ -192,6 +193,11 @@ def test_a_background_upload_sends_background_true_and_reads_the_202_job() -> No
         "库", [("a.md", b"a")], chunk_size=250, chunk_overlap=50, zh_title_enhance=False
     )
     assert b'name="background"\r\n\r\ntrue' in seen["body"] and b'filename="a.md"' in seen["body"]
+    assert b'name="ocr"' not in seen["body"]  # left out: the KB's own OCR mode
+    api.upload_docs_in_background(
+        "库", [("scan.png", b"x")], chunk_size=250, chunk_overlap=50, zh_title_enhance=False, ocr="never"
+    )
+    assert b'name="ocr"\r\n\r\nnever' in seen["body"]
     assert (job.job_id, job.active, job.ended_files, job.failed_files, job.eta_s, job.files) == (
         "j1",
         True,

@@ -38,7 +38,7 @@ def fake_ui_defaults() -> UiDefaults:
 
 def file_row(name: str, chunks: int) -> FileRow:
     ext = name.rsplit(".", 1)[-1]
-    return FileRow(name, ext, 1234, chunks, "text", False, "2026-01-01T00:00:00", True, True)
+    return FileRow(name, ext, 1234, chunks, "text", False, False, "2026-01-01T00:00:00", True, True)
 
 
 def fake_job(job_id: str, kb: str, files: Sequence[JobFile], *, state: str = "", kind: str = "upload") -> Job:

@@ -52,14 +52,15 @@ def kb_names(kbs: str | Sequence[str]) -> str | list[str]:
     return kbs[0] if len(kbs) == 1 else list(kbs)
 
 
-def _upload_form(kb: str, chunk_size: int, overlap: int, title: bool, override: bool) -> dict[str, str]:
-    return {
+def _upload_form(kb: str, chunk_size: int, overlap: int, title: bool, override: bool, ocr: str) -> dict[str, str]:
+    form = {
         "knowledge_base_name": kb,
         "chunk_size": str(chunk_size),
         "chunk_overlap": str(overlap),
         "zh_title_enhance": str(title).lower(),
         "override": str(override).lower(),
     }
+    return {**form, "ocr": ocr} if ocr else form  # "": the KB's own OCR mode
 
 
 def _job_path(job_id: str) -> str:
@@ -160,9 +161,10 @@ class ApiClient:
         chunk_overlap: int,
         zh_title_enhance: bool,
         override: bool = False,
+        ocr: str = "",
     ) -> dict[str, str]:
         """Upload and vectorize files; returns {file name: reason} for the ones that failed."""
-        form = _upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override)
+        form = _upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override, ocr)
         parts = [("files", (name, content)) for name, content in files]
         try:
             data = self._data("POST", "/knowledge_base/upload_docs", data=form, files=parts)
@@ -181,11 +183,12 @@ class ApiClient:
         chunk_overlap: int,
         zh_title_enhance: bool,
         override: bool = False,
+        ocr: str = "",
     ) -> Job:
         """Send files to be ingested by the API's workers; answers at once with the queued job.
 
         The whole request is refused (ApiError) when one file is: a bad name, a name sent twice, too many bytes."""
-        form = {**_upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override), "background": "true"}
+        form = {**_upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override, ocr), "background": "true"}
         parts = [("files", (name, content)) for name, content in files]
         return Job.from_api(self._data("POST", "/knowledge_base/upload_docs", data=form, files=parts))
 

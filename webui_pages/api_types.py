@@ -37,6 +37,7 @@ class FileRow:
     chunk_count: int
     loader: str
     custom_docs: bool
+    ocr: bool
     updated_at: str
     in_folder: bool
     in_db: bool
@@ -50,6 +51,7 @@ class FileRow:
             chunk_count=int(row.get("chunk_count") or 0),
             loader=str(row.get("loader") or ""),
             custom_docs=bool(row.get("custom_docs")),
+            ocr=bool(row.get("ocr")),
             updated_at=str(row.get("updated_at") or ""),
             in_folder=bool(row.get("in_folder")),
             in_db=bool(row.get("in_db")),

@@ -27,6 +27,7 @@ def table_columns(t: Translator, files: Sequence[FileRow]) -> dict[str, list[Any
         t("col_size"): [human_size(f.size) for f in files],
         t("col_chunks"): [f.chunk_count for f in files],
         t("col_loader"): [f.loader for f in files],
+        t("col_ocr"): [yes if f.ocr else no for f in files],
         t("col_updated"): [f.updated_at[:19].replace("T", " ") for f in files],
         t("col_in_folder"): [yes if f.in_folder else no for f in files],
         t("col_in_db"): [yes if f.in_db else no for f in files],

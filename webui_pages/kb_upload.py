@@ -19,6 +19,7 @@ from webui_pages.i18n import Translator
 # cannot add files to a job it has already queued).
 BATCH_FILES = 500
 BATCH_BYTES = 32 * 1024 * 1024
+OCR_CHOICES = ("", "auto", "always", "never")  # "": the KB's own mode
 _PER_FILE_REFUSALS = (413, 422)  # a request refused for one of its files (too big, bad name): split it to find it
 
 
@@ -28,6 +29,7 @@ class UploadParams:
     chunk_overlap: int
     zh_title_enhance: bool
     override: bool
+    ocr: str = ""  # auto, always, never; "": the KB's own mode
 
 
 @dataclass
@@ -91,6 +93,7 @@ def _send(api: ApiClient, kb: str, group: Sequence[UploadFile], params: UploadPa
             chunk_overlap=params.chunk_overlap,
             zh_title_enhance=params.zh_title_enhance,
             override=params.override,
+            ocr=params.ocr,
         )
     except ApiError as error:
         if error.status not in _PER_FILE_REFUSALS:
@@ -130,6 +133,7 @@ def render_upload(ui: UiContext, kb: KbInfo) -> None:
         chunk_size = size_col.number_input(t("chunk_size"), min_value=1, max_value=100000, value=d.chunk_size)
         overlap = overlap_col.number_input(t("chunk_overlap"), min_value=0, max_value=100000, value=d.chunk_overlap)
         title = st.checkbox(t("zh_title_enhance"), value=d.zh_title_enhance)
+        ocr = st.selectbox(t("ocr_mode"), OCR_CHOICES, format_func=lambda mode: t(f"ocr_{mode or 'kb'}"))
         override = st.checkbox(t("override"), value=False)
         submitted = st.form_submit_button(t("upload_button"), type="primary")
     if not submitted:
@@ -140,7 +144,7 @@ def render_upload(ui: UiContext, kb: KbInfo) -> None:
     if overlap >= chunk_size:
         st.warning(t("overlap_too_big"))
         return
-    params = UploadParams(int(chunk_size), int(overlap), bool(title), bool(override))
+    params = UploadParams(int(chunk_size), int(overlap), bool(title), bool(override), str(ocr or ""))
     report = _send_with_progress(ui, kb.name, [(f.name, f.getvalue()) for f in files], params)
     kind, message = report_message(t, report)
     flash(message, kind)

@@ -9,9 +9,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from server.chat.llm_client import DEFAULT_TEMPERATURE, ChatParams
 from server.chat.service import ChatOptions
 from server.knowledge_base.params import Chunking
+from server.ocr import OcrMode
 
 MAX_QUERY_CHARS = 20000
 MAX_TOKENS_LIMIT = 131072
+OCR_HELP = "auto: OCR images and PDF pages without text; always: every page; never: no OCR (default: the KB's mode)"
+KbOcrMode = Literal["", "auto", "always", "never"]
 KB_NAMES_HELP = "a knowledge base name, or a list of names whose results are fused (each chunk's metadata.kb)"
 
 
@@ -53,9 +56,10 @@ class ChunkingFields(RequestBody):
     chunk_size: int | None = None
     chunk_overlap: int | None = None
     zh_title_enhance: bool | None = None
+    ocr: OcrMode | None = Field(None, description=OCR_HELP)
 
     def chunking(self) -> Chunking:
-        return Chunking(self.chunk_size, self.chunk_overlap, self.zh_title_enhance)
+        return Chunking(self.chunk_size, self.chunk_overlap, self.zh_title_enhance, self.ocr)
 
 
 class HistoryMessage(BaseModel):

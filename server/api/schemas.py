@@ -67,6 +67,10 @@ class SearchModeOut(BaseModel):
     search_mode: KbSearchMode
 
 
+class OcrModeOut(BaseModel):
+    ocr_mode: str = Field(description='auto, always, never, or "" (follows ocr.mode)')
+
+
 class FilePageOut(BaseModel):
     total: int
     offset: int

@@ -39,6 +39,7 @@ class KnowledgeBase(Base):
     vs_collection: Mapped[str] = mapped_column(String(64), default=new_collection_name, nullable=False)
     search_mode: Mapped[str] = mapped_column(String(16), default="", nullable=False)  # "" = the global default
     sync_folder: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # follow content/ (jobs)
+    ocr_mode: Mapped[str] = mapped_column(String(8), default="", nullable=False)  # "" = the global ocr.mode
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     files: Mapped[list[KnowledgeFile]] = relationship(
@@ -64,6 +65,7 @@ class KnowledgeFile(Base):
     zh_title_enhance: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     custom_docs: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    ocr: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # some of its text was read by OCR
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(

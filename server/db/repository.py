@@ -30,6 +30,7 @@ class FileRecord:
     chunk_overlap: int
     zh_title_enhance: bool
     custom_docs: bool = False
+    ocr: bool = False  # some of its text was read by OCR
 
 
 def get_kb(session: Session, name: str) -> KnowledgeBase | None:

@@ -15,7 +15,7 @@ from server.db.repository import FileOrder
 from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName, LinkInContent, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import CustomDocs, Failures, FilePreparer, SourceFile, parse_custom_docs
-from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
+from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults, for_kb
 from server.knowledge_base.paths import prepare_target, validate_file_path
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.uploads import Upload, stage_uploads
@@ -51,6 +51,7 @@ class FileDetail:
     chunk_size: int
     chunk_overlap: int
     custom_docs: bool
+    ocr: bool  # some of its text was read by OCR (scans, images)
     version: int
     updated_at: str
     in_folder: bool
@@ -111,6 +112,7 @@ class FileService:
             row.chunk_size,
             row.chunk_overlap,
             row.custom_docs,
+            row.ocr,
             row.version,
             iso_utc(row.updated_at),
             in_folder,
@@ -125,7 +127,7 @@ class FileService:
     def upload(self, kb_name: str, uploads: Sequence[Upload], options: UploadOptions) -> Failures:
         """Stage the uploaded bytes beside the KB, ingest them, and clean up; returns the files that failed."""
         kb = self._catalog.require(kb_name)
-        params = self._defaults.chunk_params(options.chunking)
+        params = for_kb(self._defaults.chunk_params(options.chunking), kb.ocr_mode)
         custom = parse_custom_docs(options.docs)
         root = self._storage.staging_dir(kb_name) / uuid.uuid4().hex
         try:
@@ -156,7 +158,8 @@ class FileService:
         self, kb_name: str, files: Sequence[SourceFile], params: ChunkParams, *, override: bool = False
     ) -> Failures:
         """Ingest files already on this machine (their bytes are moved into the content folder)."""
-        return self._ingest(self._catalog.require(kb_name), files, params, UploadOptions(override=override), {})
+        kb = self._catalog.require(kb_name)
+        return self._ingest(kb, files, for_kb(params, kb.ocr_mode), UploadOptions(override=override), {})
 
     def delete(self, kb_name: str, file_names: Sequence[str], *, delete_content: bool = False) -> Failures:
         self._catalog.require(kb_name)
@@ -167,9 +170,9 @@ class FileService:
     def update(self, kb_name: str, file_names: Sequence[str], options: UpdateOptions | None = None) -> Failures:
         """Re-parse and re-embed files from the content folder (or from `options.docs`)."""
         options = options or UpdateOptions()
-        params = self._defaults.chunk_params(options.chunking)
         custom = parse_custom_docs(options.docs)
         kb = self._catalog.require(kb_name)
+        params = for_kb(self._defaults.chunk_params(options.chunking), kb.ocr_mode)
         names, failed = _validated(file_names)
         items = self._to_update(kb, names, custom, options.override_custom_docs, failed)
         prepared, prepare_failed = self._preparer.prepare(items, params, custom)

@@ -20,6 +20,7 @@ from server.errors import DocumentLoadError, FileTooLarge, InvalidInput, ZhikuEr
 from server.knowledge_base.params import ChunkParams
 from server.knowledge_base.paths import validate_upload_name
 from server.loaders import LoadLimits, load_file
+from server.ocr import OcrService, PageOcr
 from server.splitter import SPLITTER_NAME, split_documents
 
 Failures = dict[str, ZhikuError]
@@ -61,7 +62,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _record(path: Path | None, file_name: str, params: ChunkParams, loader: str, custom: bool) -> FileRecord:
+def _record(
+    path: Path | None, file_name: str, params: ChunkParams, loader: str, custom: bool, ocr: bool = False
+) -> FileRecord:
     stat = path.stat() if path is not None and path.exists() else None
     return FileRecord(
         file_name=file_name,
@@ -75,6 +78,7 @@ def _record(path: Path | None, file_name: str, params: ChunkParams, loader: str,
         chunk_overlap=params.chunk_overlap,
         zh_title_enhance=params.zh_title_enhance,
         custom_docs=custom,
+        ocr=ocr,
     )
 
 
@@ -85,9 +89,11 @@ class IngestLimits:
     max_chunk_chars: int | None = None  # one chunk written by hand (custom docs)
 
 
-def prepare_file(path: Path, file_name: str, params: ChunkParams, limits: IngestLimits = IngestLimits()) -> PreparedFile:
-    """Load and split one file; raises a ZhikuError that names the file."""
-    loaded = load_file(path, source=file_name, limits=limits.load)
+def prepare_file(
+    path: Path, file_name: str, params: ChunkParams, limits: IngestLimits = IngestLimits(), ocr: PageOcr | None = None
+) -> PreparedFile:
+    """Load and split one file (with `ocr`, scans and images are read by OCR); raises a ZhikuError naming the file."""
+    loaded = load_file(path, source=file_name, limits=limits.load, ocr=ocr)
     chunks = split_documents(
         loaded.docs,
         chunk_size=params.chunk_size,
@@ -97,7 +103,7 @@ def prepare_file(path: Path, file_name: str, params: ChunkParams, limits: Ingest
     if not chunks:
         raise DocumentLoadError(f"{file_name}: no text could be extracted, so there is nothing to search")
     _check_count(file_name, len(chunks), limits)
-    return PreparedFile(_record(path, file_name, params, loaded.loader, False), chunks, path)
+    return PreparedFile(_record(path, file_name, params, loaded.loader, False, loaded.ocr), chunks, path)
 
 
 def prepare_custom(
@@ -149,20 +155,28 @@ def parse_custom_docs(raw: str | Mapping[str, Any] | None) -> dict[str, list[Any
 
 
 class FilePreparer:
-    """Parses files in parallel (`parse_workers` threads) and embeds their chunks in one batched pass."""
+    """Parses files in parallel (`parse_workers` threads; OCR in `ocr`'s processes) and embeds their chunks in one
+    batched pass."""
 
     def __init__(
-        self, embeddings: EmbeddingPool, *, parse_workers: int = 4, limits: IngestLimits = IngestLimits()
+        self,
+        embeddings: EmbeddingPool,
+        *,
+        parse_workers: int = 4,
+        limits: IngestLimits = IngestLimits(),
+        ocr: OcrService | None = None,
     ) -> None:
         self._embeddings = embeddings
         self._workers = max(1, parse_workers)
         self.limits = limits
+        self._ocr = ocr
 
     def prepare_one(self, path: Path, file_name: str, params: ChunkParams, custom: Sequence[Any] | None = None) -> PreparedFile:
         """One file, parsed or (with `custom`) built from hand-written chunks, within the limits."""
         if custom is not None:
             return prepare_custom(path, file_name, custom, params, self.limits)
-        return prepare_file(path, file_name, params, self.limits)
+        ocr = self._ocr.for_file(params.ocr) if self._ocr is not None else None
+        return prepare_file(path, file_name, params, self.limits, ocr)
 
     def prepare(
         self, files: Sequence[SourceFile], params: ChunkParams, custom_docs: CustomDocs | None = None

@@ -41,6 +41,7 @@ class NewKb:
     vs_type: str
     embed_model: str
     search_mode: str
+    ocr_mode: str = ""  # "" = the global ocr.mode
 
 
 class KbLifecycle(JournaledWrites):
@@ -55,7 +56,7 @@ class KbLifecycle(JournaledWrites):
                 repo.require_no_kb(session, new.name)
             kb = KnowledgeBase(
                 id=0, name=new.name, info=new.info, vs_type=new.vs_type, embed_model=new.embed_model,
-                vs_collection=new_collection_name(), search_mode=new.search_mode,
+                vs_collection=new_collection_name(), search_mode=new.search_mode, ocr_mode=new.ocr_mode,
             )  # fmt: skip
             spec = self._storage.spec(kb)
             entry = self._journal.begin(new.name, "create", {"store": self._storage.ref(spec)})
@@ -80,7 +81,7 @@ class KbLifecycle(JournaledWrites):
     def _register(self, kb: KnowledgeBase, entry: int) -> KnowledgeBase:
         with self._catalog.session() as session:
             row = repo.add_kb(session, name=kb.name, info=kb.info, vs_type=kb.vs_type, embed_model=kb.embed_model)
-            row.vs_collection, row.search_mode = kb.vs_collection, kb.search_mode
+            row.vs_collection, row.search_mode, row.ocr_mode = kb.vs_collection, kb.search_mode, kb.ocr_mode
             session.flush()
             self._journal.finish(entry, session)  # the registry row and the end of the entry: one transaction
             return row

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.errors import FileTooLarge, InvalidInput
+from server.ocr import check_mode as check_ocr_mode
 from server.retrieval.modes import SearchMode
 from server.splitter import ChineseRecursiveTextSplitter
 
@@ -14,14 +15,24 @@ MAX_CHUNK_SIZE = 100_000  # units; a chunk this long is past what any embedding 
 
 @dataclass(frozen=True)
 class ChunkParams:
+    """How a file is read and split: chunking, and its OCR mode ("" follows the KB's, then the settings')."""
+
     chunk_size: int
     chunk_overlap: int
     zh_title_enhance: bool = False
+    ocr: str = ""
 
     def __post_init__(self) -> None:
+        if self.ocr:
+            check_ocr_mode(self.ocr)
         if self.chunk_size > MAX_CHUNK_SIZE:
             raise InvalidInput(f"chunk_size must be at most {MAX_CHUNK_SIZE:,}, got {self.chunk_size}")
         ChineseRecursiveTextSplitter(self.chunk_size, self.chunk_overlap)  # raises InvalidInput with the values
+
+
+def for_kb(params: ChunkParams, kb_ocr_mode: str) -> ChunkParams:
+    """The params with the KB's own OCR mode where the request named none."""
+    return params if params.ocr or not kb_ocr_mode else replace(params, ocr=kb_ocr_mode)
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class Chunking:
     chunk_size: int | None = None
     chunk_overlap: int | None = None
     zh_title_enhance: bool | None = None
+    ocr: str | None = None  # auto, always, never; None: the KB's mode
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class KbDefaults:
             self.chunk_size if asked.chunk_size is None else asked.chunk_size,
             self.chunk_overlap if asked.chunk_overlap is None else asked.chunk_overlap,
             self.zh_title_enhance if asked.zh_title_enhance is None else asked.zh_title_enhance,
+            asked.ocr or "",
         )
 
     def check_query(self, query: str) -> None:

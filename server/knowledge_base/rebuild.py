@@ -19,7 +19,7 @@ from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import FilePreparer, PreparedFile
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.locks import KbLocks
-from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults
+from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults, for_kb
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.lifecycle import KbLifecycle
 from server.knowledge_base.probes import CrashProbes
@@ -104,6 +104,7 @@ class RebuildService:
         params = self._defaults.chunk_params(request.chunking)
         with self._locks(kb_name):
             kb = self._catalog.require(kb_name)
+            params = for_kb(params, kb.ocr_mode)
             model = request.embed_model or kb.embed_model
             self._embeddings.get(model)
             names = self._storage.content_files(kb_name)

@@ -16,6 +16,7 @@ from server.knowledge_base.lifecycle import KbLifecycle, NewKb
 from server.knowledge_base.params import KbDefaults
 from server.knowledge_base.paths import validate_kb_name
 from server.knowledge_base.storage import KbStorage
+from server.ocr import check_mode as check_ocr_mode
 from server.retrieval.modes import KbSearchMode, check_mode
 from server.vectorstores.registry import STORES
 
@@ -23,7 +24,7 @@ from server.vectorstores.registry import STORES
 @dataclass(frozen=True)
 class KbSummary:
     """A knowledge base: its store and model, its file count, when it was created (ISO 8601, UTC) and its own
-    search mode ("" follows the settings' kb.search_mode)."""
+    search mode ("" follows the settings' kb.search_mode) and OCR mode ("" follows ocr.mode)."""
 
     name: str
     info: str
@@ -33,6 +34,7 @@ class KbSummary:
     created_at: str
     search_mode: str = ""  # "" = the global default (kb.search_mode)
     sync_folder: bool = False  # follows its content folder (server/jobs/sync.py)
+    ocr_mode: str = ""  # "" = the global default (ocr.mode)
 
 
 class KnowledgeBaseService:
@@ -69,14 +71,17 @@ class KnowledgeBaseService:
         embed_model: str | None = None,
         info: str = "",
         search_mode: KbSearchMode | str = "",
+        ocr_mode: str = "",
     ) -> KbSummary:
         validate_kb_name(name)
         if search_mode:
             check_mode(search_mode)
+        if ocr_mode:
+            check_ocr_mode(ocr_mode)
         vs_type = STORES.check_kb_type(vs_type or self._defaults.vs_type)
         embed_model = embed_model or self._defaults.embed_model
         self._embeddings.get(embed_model)  # raises UnknownEmbeddingModel with the configured names
-        self._lifecycle.create(NewKb(name, info, vs_type, embed_model, search_mode))
+        self._lifecycle.create(NewKb(name, info, vs_type, embed_model, search_mode, ocr_mode))
         return self.describe(name)
 
     def delete(self, name: str) -> None:
@@ -91,6 +96,19 @@ class KnowledgeBaseService:
             kb = repo.require_kb(session, name)
             kb.search_mode = search_mode
             return kb.search_mode
+
+    def ocr_mode(self, name: str) -> str:
+        """The KB's own OCR mode ("" when it follows ocr.mode); raises KnowledgeBaseNotFound."""
+        return self._catalog.require(name).ocr_mode
+
+    def set_ocr_mode(self, name: str, ocr_mode: str) -> str:
+        """Set how the KB's files are OCR'd (auto, always, never); "" falls back to the global ocr.mode."""
+        if ocr_mode:
+            check_ocr_mode(ocr_mode)
+        with self._catalog.session() as session:
+            kb = repo.require_kb(session, name)
+            kb.ocr_mode = ocr_mode
+            return kb.ocr_mode
 
     def update_info(self, name: str, info: str) -> str:
         with self._catalog.session() as session:
@@ -110,4 +128,6 @@ class KnowledgeBaseService:
 def _summary(session: Session, kb: KnowledgeBase) -> KbSummary:
     count = repo.count_files(session, kb_id=kb.id)
     created = iso_utc(kb.created_at)
-    return KbSummary(kb.name, kb.info, kb.vs_type, kb.embed_model, count, created, kb.search_mode, kb.sync_folder)
+    return KbSummary(
+        kb.name, kb.info, kb.vs_type, kb.embed_model, count, created, kb.search_mode, kb.sync_folder, kb.ocr_mode
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.documents import Document
 from server.errors import DocumentLoadError, UnsupportedFileType, ZhikuError
@@ -15,12 +16,15 @@ from server.loaders.encoding import detect_encoding, read_text
 from server.loaders.limits import ZIP_FORMATS, Budget, LoadLimits, check_zip
 from server.loaders.registry import LOADERS, FileLoader
 
+if TYPE_CHECKING:
+    from server.ocr import PageOcr
+
 __all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "LoadLimits", "LoadedFile", "detect_encoding", "load_file", "read_text"]
 
 SUPPORTED_EXTENSIONS: frozenset[str] = LOADERS.extensions()
 
-_IMAGES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic"})
-_OLD_OFFICE = {".xls": ".xlsx", ".ppt": ".pptx"}
+_IMAGES = frozenset({".gif", ".heic", ".heif", ".svg", ".ico"})
+_OLD_OFFICE = {".ppt": ".pptx"}
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,19 @@ class LoadedFile:
     docs: list[Document]
     loader: str
 
+    @property
+    def ocr(self) -> bool:
+        """Whether any of the file's text was read by OCR."""
+        return any(doc.metadata.get("ocr") is True for doc in self.docs)
 
-def load_file(path: Path, *, source: str | None = None, limits: LoadLimits | None = None) -> LoadedFile:
+
+def load_file(
+    path: Path, *, source: str | None = None, limits: LoadLimits | None = None, ocr: PageOcr | None = None
+) -> LoadedFile:
     """Load `path` into Documents; `source` (default: the file name) goes into every Document's metadata.
 
     With `limits`, a file over one of them is refused (FileTooLarge, DocumentLoadError); without, nothing is bounded.
+    With `ocr`, images and pages without text are read by OCR (within the same limits); without, they are not.
     No message names `path` (a staged copy's place on disk): they name `source`.
     """
     name = source or path.name
@@ -40,7 +52,7 @@ def load_file(path: Path, *, source: str | None = None, limits: LoadLimits | Non
     _check_readable(path, name)
     if limits is not None and path.suffix.lower() in ZIP_FORMATS:
         check_zip(path, name, limits)
-    budget = Budget(limits, name)
+    budget = Budget(limits, name, ocr)
     try:
         docs = loader.load(path, name, budget)
     except ZhikuError as error:
@@ -75,8 +87,8 @@ def _pick_loader(path: Path, name: str) -> FileLoader:
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
     if suffix in _IMAGES:
         raise UnsupportedFileType(
-            f"{name}: image files ({suffix}) need OCR, which is not available; "
-            f"extract the text first. Supported types: {supported}"
+            f"{name}: {suffix} images are not read; convert it to PNG or JPEG (read by OCR). "
+            f"Supported types: {supported}"
         )
     hint = f"save it as {_OLD_OFFICE[suffix]} and upload again. " if suffix in _OLD_OFFICE else ""
     raise UnsupportedFileType(

@@ -10,7 +10,7 @@ from typing import Any
 
 from server.documents import Document
 from server.errors import DocumentLoadError
-from server.loaders._common import clean_text, make_doc
+from server.loaders._common import clean_text, make_doc, markdown_table
 from server.loaders.encoding import decode_bytes, ensure_text
 from server.loaders.limits import Budget
 
@@ -140,6 +140,27 @@ def _declared_charset(data: bytes) -> str | None:
     return name
 
 
+def _table_cells(table: Any) -> list[list[str]]:
+    """The rows of a table (not of tables nested in it), a cell spanning columns repeated in each of them."""
+    rows = []
+    for row in table.find_all("tr"):
+        if row.find_parent("table") is not table:
+            continue
+        cells: list[str] = []
+        for cell in row.find_all(["td", "th"], recursive=False):
+            text = " ".join(cell.get_text(" ").split())
+            cells.extend([text] * _span(cell.get("colspan")))
+        rows.append(cells)
+    return rows
+
+
+def _span(value: Any) -> int:
+    try:
+        return max(1, min(int(str(value)), 100))  # a bounded span: colspan="100000" must not blow a row up
+    except ValueError:
+        return 1
+
+
 class _Walker:
     """Walks the tree once, emitting one line per block element and "#" lines for headings."""
 
@@ -169,11 +190,9 @@ class _Walker:
         elif name == "pre":
             self.flush()
             self.lines.append(tag.get_text().strip("\n"))
-        elif name == "tr":
+        elif name == "table":
             self.flush()
-            cells = [" ".join(cell.get_text(" ").split()) for cell in tag.find_all(["td", "th"], recursive=False)]
-            if any(cells):
-                self.lines.append(" | ".join(cells))
+            self.lines.extend(["", *markdown_table(_table_cells(tag)), ""])
         elif name == "li":
             self.flush()
             self.buffer.append("- ")

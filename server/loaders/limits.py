@@ -8,12 +8,17 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.errors import DocumentLoadError, FileTooLarge
 
 ZIP_FORMATS = frozenset({".docx", ".pptx", ".xlsx", ".epub"})
+if TYPE_CHECKING:
+    from server.ocr import PageOcr
+
 _RATIO_FLOOR = 10 * 1024 * 1024  # members smaller than this are never refused for their ratio
 _MB = 1024 * 1024
+_PIL_DEFAULT_PIXELS = 89_478_485  # PIL's own bound, when no limits are given
 
 
 @dataclass(frozen=True)
@@ -24,15 +29,45 @@ class LoadLimits:
     max_chars: int  # text extracted from one file
     max_rows: int  # rows of one sheet or CSV file
     timeout_s: float  # parsing one file
+    max_image_pixels: int = 50_000_000  # one image or image frame, checked from its header before decoding
+    max_pages: int = 2_000  # pages of one PDF, frames of one TIFF
 
 
 class Budget:
-    """One file's allowance while it is parsed: a deadline and a row limit. Loaders call `tick` in their loops."""
+    """One file's allowance while it is parsed: a deadline and a row limit. Loaders call `tick` in their loops.
 
-    def __init__(self, limits: LoadLimits | None, source: str) -> None:
+    `ocr` is the OCR this file may use (None: none, as when loaders run without a server)."""
+
+    def __init__(self, limits: LoadLimits | None, source: str, ocr: PageOcr | None = None) -> None:
         self.limits = limits
+        self.ocr = ocr
         self._source = source
         self._deadline = time.monotonic() + limits.timeout_s if limits else math.inf
+
+    def remaining(self) -> float:
+        """Seconds left before the file's deadline (a day without limits: OCR waits must still end)."""
+        return min(self._deadline - time.monotonic(), 86_400.0)
+
+    @property
+    def max_pixels(self) -> int:
+        return self.limits.max_image_pixels if self.limits is not None else _PIL_DEFAULT_PIXELS
+
+    def pages(self, count: int, what: str = "pages") -> None:
+        """Refuses a PDF or TIFF with more pages than limits.max_pages_per_file, before any page is read."""
+        if self.limits is not None and count > self.limits.max_pages:
+            raise FileTooLarge(
+                f"{self._source}: {count:,} {what}, more than {self.limits.max_pages:,} (limits.max_pages_per_file); "
+                "split it into smaller files"
+            )
+
+    def pixels(self, width: int, height: int) -> None:
+        """Refuses an image larger than limits.max_image_pixels (a decompression bomb), before it is decoded."""
+        limit = self.max_pixels
+        if width * height > limit:
+            raise FileTooLarge(
+                f"{self._source}: image of {width:,} x {height:,} pixels, more than {limit:,} "
+                "(limits.max_image_pixels); it may be a decompression bomb, or scale it down"
+            )
 
     def tick(self) -> None:
         if time.monotonic() > self._deadline:

@@ -1,4 +1,4 @@
-"""Office Open XML loaders: .docx (python-docx), .pptx (python-pptx), .xlsx (openpyxl)."""
+"""Office Open XML loaders: .docx (python-docx), .pptx (python-pptx); spreadsheets are in sheets.py."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ from typing import Any
 
 from server.documents import Document
 from server.errors import DocumentLoadError
-from server.loaders._common import clean_text, make_doc, row_documents
+from server.loaders._common import clean_text, make_doc, markdown_table
+from server.loaders.image import EmbeddedImages
 from server.loaders.limits import Budget
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*([1-9])$", re.IGNORECASE)
 _OUTLINE_XPATH = "./w:pPr/w:outlineLvl/@w:val"
 _STYLE_DEPTH = 4  # how far up a style's basedOn chain to look for an outline level
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PICTURES = (
+    f".//{{http://schemas.openxmlformats.org/drawingml/2006/main}}blip[@{_RELATIONSHIP}embed]",
+    f".//{{urn:schemas-microsoft-com:vml}}imagedata[@{_RELATIONSHIP}id]",
+)
 
 
 def _corrupt(source: str, kind: str, err: BaseException) -> DocumentLoadError:
@@ -32,15 +38,16 @@ def load_docx(path: Path, source: str, budget: Budget) -> list[Document]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    images = EmbeddedImages(budget, source)
     try:
         document = docx.Document(str(path))
-        text = clean_text("\n".join(_docx_blocks(document, budget)))
+        text = clean_text("\n".join(_docx_blocks(document, budget, images)))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "Word .docx", err) from err
-    return [make_doc(text, source, format="markdown")] if text else []
+    return [make_doc(text, source, format="markdown", **images.metadata())] if text else []
 
 
-def _docx_blocks(document: Any, budget: Budget) -> Iterator[str]:
+def _docx_blocks(document: Any, budget: Budget, images: EmbeddedImages) -> Iterator[str]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
@@ -51,11 +58,25 @@ def _docx_blocks(document: Any, budget: Budget) -> Iterator[str]:
             line = _paragraph_line(Paragraph(child, document))
             if line:
                 yield line
+            yield from _picture_texts(child, document.part, images)
         elif tag == "tbl":
+            yield ""
             yield from _table_rows(Table(child, document))
             yield ""
         elif tag == "sdt":  # content control (e.g. a table of contents): keep its text, one line per paragraph
             yield from _sdt_lines(child)
+
+
+def _picture_texts(element: Any, part: Any, images: EmbeddedImages) -> Iterator[str]:
+    """The text OCR reads in the pictures of a paragraph, where they stand in the document."""
+    for query in _PICTURES:
+        for picture in element.iterfind(query):
+            rel_id = picture.get(f"{_RELATIONSHIP}embed") or picture.get(f"{_RELATIONSHIP}id")
+            related = part.related_parts.get(rel_id)
+            blob = getattr(related, "blob", None)
+            text = images.text(blob) if isinstance(blob, bytes) else ""
+            if text:
+                yield text
 
 
 def _sdt_lines(sdt: Any) -> Iterator[str]:
@@ -98,23 +119,10 @@ def _outline_to_level(value: str) -> int:
     return min(level, 6) if level <= 9 else 0
 
 
-def _table_rows(table: Any) -> Iterator[str]:
-    for row in table.rows:
-        cells: list[str] = []
-        previous = None
-        for cell in row.cells:
-            if cell._tc is previous:  # a merged cell is repeated once per grid column it spans
-                continue
-            previous = cell._tc
-            cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            yield " | ".join(cells)
-
-
-def _counted(rows: Iterator[tuple[int, Any]], budget: Budget) -> Iterator[tuple[int, Any]]:
-    for number, row in rows:
-        budget.row(number)
-        yield number, row
+def _table_rows(table: Any) -> list[str]:
+    """The table as Markdown; a merged cell's text stands in every row and column it spans, so each row reads
+    whole under the header."""
+    return markdown_table([[cell.text for cell in row.cells] for row in table.rows])
 
 
 def _w(name: str) -> str:
@@ -133,48 +141,38 @@ def load_pptx(path: Path, source: str, budget: Budget) -> list[Document]:
         slides = []
         for number, slide in enumerate(presentation.slides, 1):
             budget.tick()
-            slides.append((number, clean_text("\n".join(_slide_lines(slide)))))
+            images = EmbeddedImages(budget, source)
+            text = clean_text("\n".join(_slide_lines(slide, images)))
+            slides.append((number, text, images.metadata()))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise _corrupt(source, "PowerPoint .pptx", err) from err
-    return [make_doc(text, source, page=number, format="text") for number, text in slides if text]
+    return [make_doc(text, source, page=number, format="text", **meta) for number, text, meta in slides if text]
 
 
-def _slide_lines(slide: Any) -> Iterator[str]:
-    yield from _shape_lines(slide.shapes)
+def _slide_lines(slide: Any, images: EmbeddedImages) -> Iterator[str]:
+    yield from _shape_lines(slide.shapes, images)
     if slide.has_notes_slide:
         notes = slide.notes_slide.notes_text_frame
         if notes is not None and notes.text.strip():
             yield f"Notes: {notes.text.strip()}"
 
 
-def _shape_lines(shapes: Any) -> Iterator[str]:
+def _shape_lines(shapes: Any, images: EmbeddedImages) -> Iterator[str]:
     for shape in shapes:
         if getattr(shape, "shapes", None) is not None:  # a group shape
-            yield from _shape_lines(shape.shapes)
+            yield from _shape_lines(shape.shapes, images)
+        elif getattr(shape, "image", None) is not None and _is_picture(shape):
+            text = images.text(shape.image.blob)
+            if text:
+                yield text
         elif shape.has_text_frame and shape.text_frame.text.strip():
             yield shape.text_frame.text.strip()
         elif getattr(shape, "has_table", False):
             yield from _table_rows(shape.table)
+            yield ""
 
 
-# ---- .xlsx -------------------------------------------------------------------------------------------
+def _is_picture(shape: Any) -> bool:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
 
-
-def load_xlsx(path: Path, source: str, budget: Budget) -> list[Document]:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise _corrupt(source, "Excel .xlsx", err) from err
-    try:
-        docs: list[Document] = []
-        for sheet in workbook.worksheets:
-            rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-            docs.extend(row_documents(_counted(rows, budget), source, budget, sheet=sheet.title, format="text"))
-        return docs
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise _corrupt(source, "Excel .xlsx", err) from err
-    finally:
-        workbook.close()
+    return bool(shape.shape_type == MSO_SHAPE_TYPE.PICTURE)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.documents import Document
-from server.loaders import html, legacy_doc, office, pdf, roff, text
+from server.loaders import html, image, legacy_doc, office, pdf, roff, sheets, text
 from server.loaders.limits import Budget
 
 LoaderFn = Callable[[Path, str, Budget], list[Document]]
@@ -47,10 +47,12 @@ LOADERS = LoaderRegistry(
     FileLoader("JsonLoader", (".json",), text.load_json),
     FileLoader("JsonLinesLoader", (".jsonl",), text.load_jsonl),
     FileLoader("PdfLoader", (".pdf",), pdf.load_pdf),
+    FileLoader("ImageOcrLoader", (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"), image.load_image),
     FileLoader("DocxLoader", (".docx",), office.load_docx),
     FileLoader("DocLoader", (".doc",), legacy_doc.load_doc),
     FileLoader("PptxLoader", (".pptx",), office.load_pptx),
-    FileLoader("XlsxLoader", (".xlsx",), office.load_xlsx),
+    FileLoader("XlsxLoader", (".xlsx",), sheets.load_xlsx),
+    FileLoader("XlsLoader", (".xls",), sheets.load_xls),
     FileLoader("HtmlLoader", (".html", ".htm"), html.load_html),
     FileLoader("EpubLoader", (".epub",), html.load_epub),
     FileLoader("ManPageLoader", (".man", ".roff", *(f".{section}" for section in range(1, 10))), roff.load_man),

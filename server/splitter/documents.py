@@ -9,6 +9,7 @@ from typing import Any
 from server.documents import Document
 from server.splitter.markdown import split_sections
 from server.splitter.recursive import ChineseRecursiveTextSplitter
+from server.splitter.tables import blocks, split_table
 from server.splitter.title import first_line_title
 
 HEADING_SEPARATOR = " > "
@@ -18,6 +19,7 @@ HEADING_SEPARATOR = " > "
 class _Chunk:
     text: str
     headings: str
+    table: bool = False
 
 
 def split_documents(
@@ -50,6 +52,8 @@ def _split_document(splitter: ChineseRecursiveTextSplitter, doc: Document, title
         metadata = dict(doc.metadata)
         if chunk.headings:
             metadata["headings"] = chunk.headings
+        if chunk.table:
+            metadata["table"] = True
         text = _enhance(chunk.text, chunk.headings, doc_title, metadata) if title_enhance else chunk.text
         chunks.append(Document(page_content=text, metadata=metadata))
     return chunks
@@ -63,8 +67,21 @@ def _split_sections(splitter: ChineseRecursiveTextSplitter, text: str) -> list[_
     chunks: list[_Chunk] = []
     for section in with_body or sections:
         headings = HEADING_SEPARATOR.join(section.headings)
-        chunks.extend(_Chunk(piece, headings) for piece in splitter.split_text(section.text))
+        for block in blocks(section.text):
+            if block.is_table:
+                pieces = split_table(block, splitter.chunk_size, lambda text, size: _split(splitter, text, size))
+                chunks.extend(_Chunk(piece, headings, table=True) for piece in pieces)
+            else:
+                chunks.extend(_Chunk(piece, headings) for piece in splitter.split_text(block.text))
     return chunks
+
+
+def _split(splitter: ChineseRecursiveTextSplitter, text: str, size: int) -> list[str]:
+    """Text cut to `size` units (a table row too long for one chunk), with the splitter's overlap where it fits."""
+    if size >= splitter.chunk_size:
+        return splitter.split_text(text)
+    overlap = min(splitter.chunk_overlap, max(0, size // 5))
+    return ChineseRecursiveTextSplitter(chunk_size=max(1, size), chunk_overlap=overlap).split_text(text)
 
 
 def _enhance(text: str, headings: str, doc_title: str, metadata: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -11,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import Chunks, Files, Jobs, KnowledgeBases
 from server.api.envelope import Envelope, failures_response
-from server.api.fields import ChunkingFields, RequestBody
+from server.api.fields import OCR_HELP, ChunkingFields, RequestBody
 from server.api.schemas import FailedFilesOut, FailedIdsOut, FilePageOut, JobView, Reply
 from server.db.repository import FileOrder
 from server.knowledge_base.files import UpdateOptions, UploadOptions
 from server.knowledge_base.params import Chunking
+from server.ocr import OcrMode
 
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
 
@@ -75,6 +77,7 @@ def list_folder_only_files(files: Files, knowledge_base_name: KbQuery) -> Envelo
 async def upload_docs(
     files: Files,
     jobs: Jobs,
+    kbs: KnowledgeBases,
     knowledge_base_name: Annotated[str, Form()],
     uploads: Annotated[list[UploadFile], File(alias="files", description="names may contain '/' for folders")],
     override: Annotated[bool, Form()] = False,
@@ -82,16 +85,19 @@ async def upload_docs(
     chunk_size: Annotated[int | None, Form()] = None,
     chunk_overlap: Annotated[int | None, Form()] = None,
     zh_title_enhance: Annotated[bool | None, Form()] = None,
+    ocr: Annotated[OcrMode | None, Form(description=OCR_HELP)] = None,
     docs: Annotated[str | None, Form(description='{"file": [{"page_content", "metadata"}]} as JSON')] = None,
     not_refresh_vs_cache: Annotated[bool, Form()] = False,
     background: Annotated[bool, Form(description=_BACKGROUND)] = False,
 ) -> Envelope:
-    chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance)
-    options = UploadOptions(override, to_vector_store, chunking, docs)
+    chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance, ocr)
     sent = [(upload.filename, upload.file) for upload in uploads]
-    if background and to_vector_store:
+    if background and to_vector_store:  # the job records the KB's OCR mode as it is now
+        kb_ocr = await run_in_threadpool(kbs.ocr_mode, knowledge_base_name)
+        options = UploadOptions(override, to_vector_store, replace(chunking, ocr=ocr or kb_ocr), docs)
         job = await run_in_threadpool(jobs.submit_upload, knowledge_base_name, sent, options)
         return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
+    options = UploadOptions(override, to_vector_store, chunking, docs)
     failed = await run_in_threadpool(files.upload, knowledge_base_name, sent, options)
     return failures_response(failed, len(sent), f"uploaded {len(sent) - len(failed)} files")
 
@@ -128,9 +134,10 @@ class UpdateDocs(ChunkingFields):
     response_model=Reply[FailedFilesOut],
     responses=_QUEUED,
 )
-def update_docs(files: Files, jobs: Jobs, body: UpdateDocs) -> Envelope:
-    if body.background:
-        job = jobs.submit_folder_files(body.knowledge_base_name, body.file_names, body.chunking())
+def update_docs(files: Files, jobs: Jobs, kbs: KnowledgeBases, body: UpdateDocs) -> Envelope:
+    if body.background:  # the job records the KB's OCR mode as it is now
+        chunking = replace(body.chunking(), ocr=body.ocr or kbs.ocr_mode(body.knowledge_base_name))
+        job = jobs.submit_folder_files(body.knowledge_base_name, body.file_names, chunking)
         return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
     options = UpdateOptions(body.chunking(), body.override_custom_docs, body.docs)
     failed = files.update(body.knowledge_base_name, body.file_names, options)

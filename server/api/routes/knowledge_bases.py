@@ -9,8 +9,8 @@ from pydantic import Field
 
 from server.api.deps import KnowledgeBases
 from server.api.envelope import Envelope
-from server.api.fields import RequestBody
-from server.api.schemas import KbInfoOut, KbSummary, Reply, SearchModeOut
+from server.api.fields import KbOcrMode, RequestBody
+from server.api.schemas import KbInfoOut, KbSummary, OcrModeOut, Reply, SearchModeOut
 from server.errors import InvalidInput
 from server.retrieval.modes import KbSearchMode
 from server.vectorstores.registry import STORES
@@ -30,6 +30,7 @@ class CreateKb(RequestBody):
     search_mode: KbSearchMode = Field(
         "", description='the KB\'s default search mode; "" follows kb.search_mode in the settings'
     )
+    ocr_mode: KbOcrMode = Field("", description="how the KB's files are OCR'd; \"\" follows ocr.mode in the settings")
 
 
 @router.get("/list_knowledge_bases", summary="List knowledge base names", response_model=Reply[list[str]])
@@ -54,6 +55,7 @@ def create_knowledge_base(kbs: KnowledgeBases, body: CreateKb) -> Envelope:
         embed_model=body.embed_model,
         info=body.kb_info,
         search_mode=body.search_mode,
+        ocr_mode=body.ocr_mode,
     )
     return Envelope(summary, f"created knowledge base {summary.name}")
 
@@ -94,6 +96,17 @@ def update_search_mode(
     search_mode: Annotated[KbSearchMode, Body(description='"" = kb.search_mode')],
 ) -> Envelope:
     return Envelope({"search_mode": kbs.set_search_mode(knowledge_base_name, search_mode)}, "updated")
+
+
+@router.post(
+    "/update_ocr_mode", summary="Change how a knowledge base's files are OCR'd", response_model=Reply[OcrModeOut]
+)
+def update_ocr_mode(
+    kbs: KnowledgeBases,
+    knowledge_base_name: KbName,
+    ocr_mode: Annotated[KbOcrMode, Body(description='auto, always, never; "" = ocr.mode')],
+) -> Envelope:
+    return Envelope({"ocr_mode": kbs.set_ocr_mode(knowledge_base_name, ocr_mode)}, "updated")
 
 
 @router.get(
