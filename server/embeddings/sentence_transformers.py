@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from server.embeddings._vectors import batches, empty
 from server.embeddings.base import Vectors
+from server.embeddings.config import EmbedRuntime
 from server.errors import EmbeddingUnavailable
+
+logger = logging.getLogger(__name__)
+
+ONNX_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
+
+
+class SentenceEncoder(Protocol):
+    """A loaded model, whatever runs it: unit vectors for a list of texts."""
+
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> Vectors: ...
+
+
+def resolve_device(device: str, name: str = "") -> str:
+    """`auto` is cuda when torch sees a GPU, else cpu; an explicit cuda device must exist."""
+    if device != "auto" and not device.startswith("cuda"):
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda" if device == "auto" else device
+    if device == "auto":
+        return "cpu"
+    raise EmbeddingUnavailable(
+        f"embedding model {name!r}: device {device!r} is set but torch sees no CUDA GPU; set device: auto or cpu"
+    )
 
 
 def package_model_dir(package: str) -> Path:
@@ -32,11 +62,33 @@ def package_model_dir(package: str) -> Path:
     return folder / "model" if (folder / "model").is_dir() else folder
 
 
+class TorchEncoder:
+    """A SentenceTransformer (PyTorch) behind the `SentenceEncoder` interface."""
+
+    def __init__(self, model: Any, batch_size: int) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        dim = model.get_embedding_dimension()
+        self.dim = int(dim) if dim else int(model.encode(["probe"], convert_to_numpy=True).shape[1])
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model from `path` or from the installed `package`; loads on first use.
 
     Prefixes are prepended as given (e.g. "query: " for e5 models, a bge instruction for queries), vectors
-    are normalised by the model. Calls hold a lock: fast tokenizers fail when shared between threads.
+    are normalised. `runtime` picks PyTorch or ONNX Runtime (fp32 or int8); the ONNX file is exported
+    from the model's own folder on first use and cached under `onnx_dir`. Calls hold a lock: fast tokenizers
+    fail when shared between threads.
     """
 
     def __init__(
@@ -45,7 +97,10 @@ class SentenceTransformerEmbedder:
         *,
         path: str | Path | None = None,
         package: str | None = None,
-        device: str = "cpu",
+        device: str = "auto",
+        runtime: EmbedRuntime = "torch",
+        threads: int | None = None,
+        onnx_dir: str | Path | None = None,
         query_prefix: str = "",
         passage_prefix: str = "",
         batch_size: int = 32,
@@ -58,19 +113,19 @@ class SentenceTransformerEmbedder:
         self.path = Path(path) if path is not None else None
         self.package = package
         self.device = device
+        self.runtime = runtime
+        self.threads = threads
+        self.onnx_dir = Path(onnx_dir) if onnx_dir is not None else None
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
         self._lock = threading.Lock()
-        self._model: Any = None
-        self._dim: int | None = None
+        self._model: SentenceEncoder | None = None
 
     @property
     def dim(self) -> int:
         with self._lock:
-            self._load()
-            assert self._dim is not None
-            return self._dim
+            return self._load().dim
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -83,14 +138,7 @@ class SentenceTransformerEmbedder:
 
     def _encode(self, texts: list[str]) -> Vectors:
         with self._lock:
-            vectors = self._load().encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+            return self._load().encode(texts)
 
     def model_dir(self) -> Path:
         """The model directory this embedder loads (imports `package` when no `path` is set)."""
@@ -99,7 +147,7 @@ class SentenceTransformerEmbedder:
         assert self.package is not None
         return package_model_dir(self.package)
 
-    def _load(self) -> Any:
+    def _load(self) -> SentenceEncoder:
         """The model, loaded on first call; the caller holds `self._lock`."""
         if self._model is not None:
             return self._model
@@ -110,16 +158,56 @@ class SentenceTransformerEmbedder:
                 f"embedding model {self.name!r}: model directory {directory} (from {source}) does not exist; "
                 "copy the model files there or point `path` at a local sentence-transformers model directory"
             )
+        device = resolve_device(self.device, self.name)
+        if self.runtime == "torch":
+            self._model = self._load_torch(directory, device)
+        else:
+            self._model = self._load_onnx(directory, device, quantized=self.runtime == "onnx-int8")
+        return self._model
+
+    def _load_torch(self, directory: Path, device: str) -> SentenceEncoder:
         try:
             from sentence_transformers import SentenceTransformer
 
-            model = SentenceTransformer(str(directory), device=self.device, local_files_only=True)
+            model = SentenceTransformer(str(directory), device=device, local_files_only=True)
+            return TorchEncoder(model, self.batch_size)
         except Exception as error:  # a broken model folder fails in many library-specific ways
             raise EmbeddingUnavailable(
                 f"embedding model {self.name!r}: cannot load a sentence-transformers model from {directory} "
                 f"({type(error).__name__}: {error}); check the folder holds a complete model"
             ) from error
-        dim = model.get_embedding_dimension()
-        self._dim = int(dim) if dim else int(model.encode(["probe"], convert_to_numpy=True).shape[1])
-        self._model = model
-        return model
+
+    def _load_onnx(self, directory: Path, device: str, *, quantized: bool) -> SentenceEncoder:
+        missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise EmbeddingUnavailable(f"the onnx runtimes need {', '.join(missing)}: pip install {' '.join(missing)}")
+        from server.embeddings.onnx_encoder import OnnxSentenceEncoder
+        from server.embeddings.onnx_export import default_cache_dir, onnx_model
+
+        providers = onnx_providers(device)
+        onnx_file = onnx_model(directory, self.onnx_dir or default_cache_dir(), quantized=quantized)
+        try:
+            return OnnxSentenceEncoder(
+                directory, onnx_file, providers=providers, threads=self.threads, batch_size=self.batch_size
+            )
+        except EmbeddingUnavailable:
+            raise
+        except Exception as error:  # onnxruntime and tokenizers raise their own types
+            raise EmbeddingUnavailable(
+                f"cannot run {onnx_file} ({type(error).__name__}: {error}); delete it to export it again"
+            ) from error
+
+
+def onnx_providers(device: str) -> list[Any]:
+    """ONNX Runtime execution providers for a device; a GPU needs the onnxruntime-gpu package."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    import onnxruntime
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    raise EmbeddingUnavailable(
+        f"ONNX Runtime cannot use device {device!r} here (install onnxruntime-gpu for CUDA); "
+        "set `runtime: torch` or `device: cpu`"
+    )
