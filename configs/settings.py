@@ -60,6 +60,9 @@ class KbSettings(_Section):
     top_k: int = Field(3, gt=0)
     score_threshold: float = Field(0.0, ge=0.0, le=1.0)
     loaded_stores: int = Field(8, gt=0, description="how many KB indexes stay in memory (LRU)")
+    warm_up_kbs: int = Field(
+        4, ge=0, description="KBs (most recently written first) whose model and indexes the API loads once it is up"
+    )
     parse_workers: int = Field(4, gt=0)
     search_mode: SearchMode = Field(
         "hybrid", description="default for KBs whose own search_mode is empty (see docs/retrieval.md)"

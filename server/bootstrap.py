@@ -52,6 +52,7 @@ from server.knowledge_base.search import SearchQuery, SearchResult, SearchServic
 from server.knowledge_base.service import KnowledgeBaseService
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.summaries import SummaryIndexes
+from server.knowledge_base.warmup import Warmer
 from server.knowledge_base.writer import KbWriter
 from server.loaders import LOADERS
 from server.ocr import OcrService
@@ -109,6 +110,7 @@ class Services:
     job_runtime: JobRuntime
     folder_sync: FolderSync
     _watcher: FolderWatcher | None  # set when the API watches the synced KBs' folders
+    warmer: Warmer
     core: KbCore
     _searcher: Searcher
     _llm_client: LlmClient
@@ -123,12 +125,14 @@ class Services:
     def storage(self) -> KbStorage:
         return self.core.storage
 
-    def start(self) -> None:
+    def start(self, *, warm_up: bool = False) -> None:
         """Start this process's job workers and folder watcher (the API and worker processes do; one-shot tools
-        need not)."""
+        need not), and with `warm_up` (the API) load the recent KBs' models and indexes in the background."""
         self.job_runtime.start()
         if self._watcher is not None:
             self._watcher.start()
+        if warm_up:
+            self.warmer.start()
 
     async def aclose(self) -> None:
         await self._llm_client.aclose()
@@ -137,6 +141,7 @@ class Services:
     def close(self) -> None:
         """Stop the job workers and the search threads, flush and close the open stores, release database pools
         and the lease."""
+        self.warmer.stop()
         if self._watcher is not None:
             self._watcher.stop()
         self.job_runtime.stop()
@@ -266,6 +271,7 @@ def build_services(
         job_runtime=job_runtime,
         folder_sync=folder_sync,
         _watcher=watcher,
+        warmer=Warmer(catalog, search, settings.kb.warm_up_kbs),
         core=core,
         _searcher=searcher,
         _llm_client=talk.client,

@@ -79,7 +79,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or build_services(settings)
-        app.state.services.start()
+        app.state.services.start(warm_up=True)
         try:
             yield
         finally:

@@ -50,6 +50,19 @@ def list_kbs(session: Session) -> list[KnowledgeBase]:
     return list(session.scalars(select(KnowledgeBase).order_by(KnowledgeBase.name)))
 
 
+def recent_kb_names(session: Session, limit: int) -> list[str]:
+    """KB names by their newest registered file (file ids only grow), then the newest KB; empty KBs last."""
+    newest = func.coalesce(func.max(KnowledgeFile.id), 0)
+    query = (
+        select(KnowledgeBase.name)
+        .outerjoin(KnowledgeFile, KnowledgeFile.kb_id == KnowledgeBase.id)
+        .group_by(KnowledgeBase.id, KnowledgeBase.name)
+        .order_by(newest.desc(), KnowledgeBase.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def require_no_kb(session: Session, name: str) -> None:
     if get_kb(session, name) is not None:
         raise KnowledgeBaseExists(f"knowledge base {name!r} already exists; pick another name or delete it first")

@@ -46,6 +46,11 @@ class KbCatalog:
         with self.session() as session:
             return [kb.name for kb in repo.list_kbs(session)]
 
+    def recent_names(self, limit: int) -> list[str]:
+        """Up to `limit` KB names, the one whose files were registered last first."""
+        with self.session() as session:
+            return repo.recent_kb_names(session, limit)
+
     def file_names(self, kb: KnowledgeBase) -> list[str]:
         with self.session() as session:
             return [row.file_name for row in repo.list_files(session, kb_id=kb.id)]

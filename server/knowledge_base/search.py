@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from server.db.models import Chunk, KnowledgeBase
 from server.embeddings import EmbeddingPool
-from server.errors import InvalidInput, StoreMissing, StoreUnavailable
+from server.errors import InvalidInput, StoreMissing, StoreUnavailable, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.keywords import KeywordIndexes
 from server.knowledge_base.params import KbDefaults
@@ -19,6 +20,10 @@ from server.knowledge_base.paths import validate_file_path
 from server.knowledge_base.storage import KbStorage
 from server.retrieval.modes import SearchMode, check_mode
 from server.retrieval.search import KbHit, Searcher, SearchRequest, SearchTarget
+
+log = logging.getLogger(__name__)
+
+WARM_UP_QUERY = "warm up 预热"  # both scripts, so a keyword index's tokenizers (jieba's dictionary) load too
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,16 @@ class SearchService:
         wanted = SearchRequest(request.query, top_k, threshold, request.fetch_k, where or None)
         found = self._search(unique, kbs, wanted, request.search_mode)
         return [_result(item, tag_kb=len(kbs) > 1) for item in found]
+
+    def warm_up(self, name: str) -> bool:
+        """Run one search on the KB so its embedding model, vector index and keyword index are loaded before the
+        first user's search, which would otherwise wait seconds for them; False when the KB cannot be searched."""
+        try:
+            self.search(name, SearchQuery(query=WARM_UP_QUERY, top_k=1))
+        except ZhikuError as error:  # the KB's first real search reports the same error to its user
+            log.warning("warm-up of knowledge base %r skipped: %s", name, error.message)
+            return False
+        return True
 
     def retriever(self, names: str | Sequence[str], request: SearchQuery) -> Callable[[], list[SearchResult]]:
         """A call that runs this search later (chat runs it in a worker thread once the model is resolved)."""
