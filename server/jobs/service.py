@@ -24,7 +24,7 @@ from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.files import UploadOptions
 from server.knowledge_base.ingest import file_sha256
 from server.knowledge_base.lease import WriterLease
-from server.knowledge_base.params import Chunking, ChunkParams, KbDefaults
+from server.knowledge_base.params import Chunking, ChunkParams, KbDefaults, for_kb
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.uploads import Upload, stage_uploads
 
@@ -61,10 +61,10 @@ class JobService:
 
     def submit_upload(self, kb_name: str, uploads: Sequence[Upload], options: UploadOptions) -> JobView:
         """Stage the uploaded bytes and queue them; returns at once with the job."""
-        self._catalog.require(kb_name)
+        kb = self._catalog.require(kb_name)
         if options.docs:
             raise InvalidInput("docs (chunks written by hand) cannot go with background=true; send them without it")
-        params = self._defaults.chunk_params(options.chunking)
+        params = for_kb(self._defaults.chunk_params(options.chunking), kb.ocr_mode)
         job_id = uuid.uuid4().hex
         try:
             staged = stage_uploads(self._folders.folder(job_id), uploads, self._options.max_upload_bytes)
@@ -78,8 +78,8 @@ class JobService:
         self, kb_name: str, file_names: Sequence[str], chunking: Chunking | None = None, *, kind: str = "update"
     ) -> JobView:
         """Queue files of the KB's content folder (re-parsed in place: update_docs, folder sync, init_database)."""
-        self._catalog.require(kb_name)
-        params = self._defaults.chunk_params(chunking)
+        kb = self._catalog.require(kb_name)
+        params = for_kb(self._defaults.chunk_params(chunking), kb.ocr_mode)
         files = []
         for name in file_names:
             path = self._storage.content_path(kb_name, name)

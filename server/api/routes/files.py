@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -77,7 +76,6 @@ def list_folder_only_files(files: Files, knowledge_base_name: KbQuery) -> Envelo
 async def upload_docs(
     files: Files,
     jobs: Jobs,
-    kbs: KnowledgeBases,
     knowledge_base_name: Annotated[str, Form()],
     uploads: Annotated[list[UploadFile], File(alias="files", description="names may contain '/' for folders")],
     override: Annotated[bool, Form()] = False,
@@ -92,12 +90,10 @@ async def upload_docs(
 ) -> Envelope:
     chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance, ocr)
     sent = [(upload.filename, upload.file) for upload in uploads]
+    options = UploadOptions(override, to_vector_store, chunking, docs)
     if background and to_vector_store:  # the job records the KB's OCR mode as it is now
-        kb_ocr = await run_in_threadpool(kbs.ocr_mode, knowledge_base_name)
-        options = UploadOptions(override, to_vector_store, replace(chunking, ocr=ocr or kb_ocr), docs)
         job = await run_in_threadpool(jobs.submit_upload, knowledge_base_name, sent, options)
         return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
-    options = UploadOptions(override, to_vector_store, chunking, docs)
     failed = await run_in_threadpool(files.upload, knowledge_base_name, sent, options)
     return failures_response(failed, len(sent), f"uploaded {len(sent) - len(failed)} files")
 
@@ -134,10 +130,9 @@ class UpdateDocs(ChunkingFields):
     response_model=Reply[FailedFilesOut],
     responses=_QUEUED,
 )
-def update_docs(files: Files, jobs: Jobs, kbs: KnowledgeBases, body: UpdateDocs) -> Envelope:
+def update_docs(files: Files, jobs: Jobs, body: UpdateDocs) -> Envelope:
     if body.background:  # the job records the KB's OCR mode as it is now
-        chunking = replace(body.chunking(), ocr=body.ocr or kbs.ocr_mode(body.knowledge_base_name))
-        job = jobs.submit_folder_files(body.knowledge_base_name, body.file_names, chunking)
+        job = jobs.submit_folder_files(body.knowledge_base_name, body.file_names, body.chunking())
         return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
     options = UpdateOptions(body.chunking(), body.override_custom_docs, body.docs)
     failed = files.update(body.knowledge_base_name, body.file_names, options)
