@@ -96,6 +96,7 @@ def stream_events(response: httpx.Response) -> Iterator[str]:
 
 def model_stats(url: str) -> dict[str, int]:
     stats: dict[str, int] = httpx.get(f"{url}/health", timeout=5).json()["models"]["tiny"]
+    stats.pop("state")
     return stats
 
 
