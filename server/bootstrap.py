@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import make_url
 
 from configs import Settings
+from configs.settings import LlmModelConfig
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
 from server.chat.model_service import ModelService
@@ -18,11 +21,13 @@ from server.chat.models import LlmRegistry
 from server.chat.prompts import PromptTemplates, load_prompt_templates
 from server.chat.service import ChatService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
+from server.chat.worker_client import WorkerClient
 from server.db.engine import make_engine, make_session_factory
 from server.db.models import KnowledgeBase
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.embeddings.pool import EmbedLimits
+from server.finetune.registry import tuned_models
 from server.jobs.queue import JobQueue, make_huey
 from server.jobs.registry import JobRegistry
 from server.jobs.runner import IngestRunner, RunnerParts, WriteCheck
@@ -157,6 +162,9 @@ def kb_defaults(settings: Settings) -> KbDefaults:
 def reserved_names(settings: Settings) -> frozenset[str]:
     """Names in the data dir that are not knowledge bases: the SQLite registry with its companions, Milvus Lite."""
     names = {".writers", JOBS_DIR}
+    finetune = settings.finetune.resolved_dir(settings.data_dir)
+    if finetune.parent.resolve() == settings.data_dir.resolve():
+        names.add(finetune.name)  # fine-tuning runs, not a knowledge base
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite" and url.database:
         registry = Path(url.database)
@@ -213,8 +221,9 @@ def build_services(
     searcher = Searcher(reranker=_reranker(settings))
     search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)
     temp = TempKnowledgeStore(embeddings, preparer, defaults, max_upload_bytes=settings.max_upload_bytes)
-    client = LlmClient(make_http_client())
-    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
+    http = make_http_client()
+    client = LlmClient(http)
+    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings), tuned_finder(settings))
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     conversations = ConversationStore(catalog.sessions)
     pg = settings.store_options().get("pg")
@@ -240,7 +249,7 @@ def build_services(
         chat=ChatService(
             registry=registry, client=client, prompts=prompts, conversations=conversations, search=search, temp=temp
         ),
-        models=ModelService(registry, client),
+        models=ModelService(registry, client, WorkerClient(http, worker_base_url(settings))),
         temp_knowledge=temp,
         prompts=prompts,
         server_configs=server_configs(settings, prompts),
@@ -321,6 +330,11 @@ def configured_vs_types(settings: Settings) -> list[str]:
     """The stores a new KB can use here: installed, and configured where they need settings (pg needs its uri)."""
     options = settings.store_options()
     return [name for name in STORES.kb_types() if STORES.get(name).unavailable(options[name]) is None]
+
+
+def tuned_finder(settings: Settings) -> Callable[[], Mapping[str, LlmModelConfig]]:
+    """Lists the fine-tuned models (server.finetune) when asked, so a run that finishes is served at once."""
+    return partial(tuned_models, settings.finetune.resolved_dir(settings.data_dir), settings.llm_models)
 
 
 def worker_base_url(settings: Settings) -> str:

@@ -137,6 +137,21 @@ class ModelConfigOut(BaseModel):
     engine: str
     model: str | None = None
     base_url: str | None = None
+    state: str | None = Field(None, description="online, or a local model's: loaded, loading, unloaded, failed")
+    progress: float | None = Field(None, description="while loading: 0 to 1, by stage (tokenizer, weights, adapter)")
+    memory_bytes: int | None = Field(None, description="what a local model takes (measured once loaded)")
+
+
+class ModelStateOut(BaseModel):
+    """A local model's state in our LLM worker."""
+
+    name: str
+    state: str = Field(description="loaded, loading, unloaded or failed")
+    progress: float = Field(description="while loading: 0 to 1, by stage")
+    stage: str = Field(description="queued, tokenizer, weights, adapter, ready")
+    device: str = Field(description="gpu or cpu: whose memory budget it counts against")
+    memory_bytes: int
+    error: str = Field(description="why the last load failed")
 
 
 class HealthOut(BaseModel):
