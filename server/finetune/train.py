@@ -159,14 +159,15 @@ def train(options: TrainOptions, run: Path, train_set: list[Example], val_set: l
     for step in range(start, options.steps):
         batch = [train_items[i] for i in _indices(len(train_items), options.batch_size, step, options.seed)]
         loss = model(**_collate(batch, pad_id, device)).loss
-        if not math.isfinite(float(loss)):
-            raise FloatingPointError(f"the loss became {float(loss)} at step {step + 1}; lower --lr")
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the loss became {value} at step {step + 1}; lower --lr")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
-        log.write("step", step=done, loss=round(float(loss), 5))
+        log.write("step", step=done, loss=round(value, 5))
         if val_items and (done % options.eval_every == 0 or done == options.steps):
             eval_loss = _mean_loss(model, val_items, options.batch_size, pad_id, device)
             log.write("eval", step=done, eval_loss=round(eval_loss, 5))
