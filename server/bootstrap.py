@@ -28,6 +28,7 @@ from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.embeddings.pool import EmbedLimits
 from server.finetune.registry import tuned_models
+from server.finetune.runs import FinetuneRuns
 from server.jobs.queue import JobQueue, make_huey
 from server.jobs.registry import JobRegistry
 from server.jobs.runner import IngestRunner, RunnerParts, WriteCheck
@@ -99,6 +100,7 @@ class Services:
     embeddings: EmbeddingPool
     chat: ChatService
     models: ModelService
+    finetune: FinetuneRuns
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
     server_configs: ServerConfigs
@@ -128,6 +130,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self._llm_client.aclose()
+        self.finetune.close()
         self.close()
 
     def close(self) -> None:
@@ -250,6 +253,7 @@ def build_services(
             registry=registry, client=client, prompts=prompts, conversations=conversations, search=search, temp=temp
         ),
         models=ModelService(registry, client, WorkerClient(http, worker_base_url(settings))),
+        finetune=FinetuneRuns(settings),
         temp_knowledge=temp,
         prompts=prompts,
         server_configs=server_configs(settings, prompts),

@@ -205,6 +205,12 @@ class RunNotFound(ZhikuError):
     status_code = 404
 
 
+class TrainingBusy(ZhikuError):
+    """As many fine-tuning runs as finetune.max_running are going, or this run is going already."""
+
+    status_code = 409
+
+
 class RunFinished(ZhikuError):
     """Cancelling a fine-tuning run that has already ended."""
 

@@ -13,6 +13,7 @@ from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.embeddings import EmbeddingPool
+from server.finetune.runs import FinetuneRuns
 from server.jobs.service import JobService
 from server.jobs.sync import FolderSync
 from server.knowledge_base.chunks import ChunkService
@@ -71,6 +72,10 @@ def _models(services: AppServices) -> ModelService:
     return services.models
 
 
+def _finetune(services: AppServices) -> FinetuneRuns:
+    return services.finetune
+
+
 def _temp_knowledge(services: AppServices) -> TempKnowledgeStore:
     return services.temp_knowledge
 
@@ -93,6 +98,7 @@ Rebuild = Annotated[RebuildService, Depends(_rebuild)]
 Embeddings = Annotated[EmbeddingPool, Depends(_embeddings)]
 Chat = Annotated[ChatService, Depends(_chat)]
 Models = Annotated[ModelService, Depends(_models)]
+Finetune = Annotated[FinetuneRuns, Depends(_finetune)]
 TempKnowledge = Annotated[TempKnowledgeStore, Depends(_temp_knowledge)]
 Prompts = Annotated[PromptTemplates, Depends(_prompts)]
 Configs = Annotated[ServerConfigs, Depends(_server_configs)]

@@ -157,3 +157,24 @@ class ModelStateOut(BaseModel):
 class HealthOut(BaseModel):
     status: str = "ok"
     version: str
+
+
+class FinetuneRunOut(BaseModel):
+    """A fine-tuning run: its state, progress and loss curve ([step, loss] pairs, at most 200 of each)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    base_model: str
+    method: str
+    state: str = Field(description="running, done, failed, cancelled, or interrupted (start it again to resume)")
+    step: int
+    max_steps: int
+    progress: float = Field(ge=0.0, le=1.0)
+    resumed_from: int = Field(description="the checkpoint step this process started from (0: from scratch)")
+    checkpoint: int = Field(description="the last checkpoint's step: what a restart resumes from")
+    steps_per_s: float
+    loss: list[tuple[int, float]]
+    eval_loss: list[tuple[int, float]]
+    error: str
+    model_name: str | None = Field(description="the new model (base + adapter) once done; chat with it by name")
