@@ -1,7 +1,8 @@
 """A run's progress, as JSON lines appended to `<run>/progress.jsonl` by the training process and read by the API.
 
 Events: start (max_steps, resumed_from), step (step, loss), eval (step, eval_loss), checkpoint (step), done
-(adapter), failed (error). A resumed run repeats the steps after its last checkpoint; the last entry of a step wins.
+(adapter), failed (error), cancelled (written by the API that stopped it). A resumed run repeats the steps after
+its last checkpoint; the last entry of a step wins.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ProgressLog:
 class Progress:
     """A run's state as its log tells it."""
 
-    state: str = "pending"  # pending, running, done, failed
+    state: str = "pending"  # pending, running, done, failed, cancelled
     step: int = 0
     max_steps: int = 0
     resumed_from: int = 0
@@ -63,6 +64,8 @@ def _apply(progress: Progress, event: dict[str, Any], started: list[float]) -> N
         progress.state, progress.adapter = "done", str(event.get("adapter", ""))
     elif kind == "failed":
         progress.state, progress.error = "failed", str(event.get("error", ""))
+    elif kind == "cancelled":
+        progress.state = "cancelled"
 
 
 def read_progress(folder: Path) -> Progress:

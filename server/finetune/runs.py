@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,12 +79,17 @@ class FinetuneRuns:
         self._max_running = settings.finetune.max_running
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._cancelled: set[str] = set()
+        self._lock = threading.Lock()  # routes run on a thread pool: one start or cancel at a time
 
     def _alive(self) -> list[str]:
         return [name for name, process in self._processes.items() if process.poll() is None]
 
     def start(self, data: bytes, argv: list[str]) -> RunView:
         """Check everything as the command line would, then start the run's process; `argv` holds no --data."""
+        with self._lock:
+            return self._start(data, argv)
+
+    def _start(self, data: bytes, argv: list[str]) -> RunView:
         if len(self._alive()) >= self._max_running:
             raise TrainingBusy(
                 f"{len(self._alive())} fine-tuning run(s) going ({', '.join(self._alive())}); finetune.max_running "
@@ -132,7 +138,7 @@ class FinetuneRuns:
             return "cancelled", ""
         if process is not None and process.poll() is None:
             return "running", ""
-        if progress.state in ("done", "failed"):
+        if progress.state in ("done", "failed", "cancelled"):
             return progress.state, progress.error
         if process is not None:
             return "failed", f"the training process exited with status {process.returncode}; see train.log"
@@ -170,6 +176,10 @@ class FinetuneRuns:
         return [self.view(name) for name in self.names()]
 
     def cancel(self, name: str) -> RunView:
+        with self._lock:
+            return self._cancel(name)
+
+    def _cancel(self, name: str) -> RunView:
         view = self.view(name)
         process = self._processes.get(name)
         if process is None or process.poll() is not None:
