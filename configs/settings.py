@@ -201,8 +201,27 @@ class LlmModelConfig(_Section):
 
 
 class LlmWorkerSettings(_Section):
+    """The worker loads local models on first use; the budgets decide how many stay loaded (LRU unloaded first)."""
+
     host: str = "127.0.0.1"
     port: int = Field(20000, ge=1, le=65535)
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, description="room for models on the GPU; default 90% of the GPU's memory"
+    )
+    cpu_memory_gb: float | None = Field(
+        None, gt=0, description="room for models in RAM (CPU and MPS); default half of the machine's RAM"
+    )
+    preload: list[str] = Field(default_factory=list, description="models loaded when the worker starts")
+
+
+class FinetuneSettings(_Section):
+    """`python -m server.finetune` and /llm_model/finetune: where runs and their adapters are kept."""
+
+    dir: Path | None = Field(None, description="default <data_dir>/finetune; each run in its own folder")
+    max_running: int = Field(1, ge=1, le=8, description="training runs the API lets run at once")
+
+    def resolved_dir(self, data_dir: Path) -> Path:
+        return self.dir or data_dir / "finetune"
 
 
 class CrashTestSettings(_Section):
@@ -283,6 +302,7 @@ class Settings(BaseSettings):
     llm_models: dict[str, LlmModelConfig] = Field(default_factory=dict)
     default_llm: str | None = None
     llm_worker: LlmWorkerSettings = Field(default_factory=LlmWorkerSettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
     webui: WebUiSettings = Field(default_factory=WebUiSettings)
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
     crash_test: CrashTestSettings = Field(default_factory=CrashTestSettings)
@@ -298,6 +318,7 @@ class Settings(BaseSettings):
         "embed_models",
         "llm_models",
         "llm_worker",
+        "finetune",
         "webui",
         "web_search",
         "crash_test",

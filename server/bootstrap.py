@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import make_url
 
 from configs import Settings
+from configs.settings import LlmModelConfig
 from server.chat.agent.service import AgentService
 from server.chat.agent.tools import standard_tools
 from server.chat.conversations import ConversationStore
@@ -22,11 +25,14 @@ from server.chat.service import ChatService
 from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
 from server.chat.web_search import WebSearch
+from server.chat.worker_client import WorkerClient
 from server.db.engine import make_engine, make_session_factory
 from server.db.models import KnowledgeBase
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.embeddings.pool import EmbedLimits
+from server.finetune.registry import tuned_models
+from server.finetune.runs import FinetuneRuns
 from server.jobs.queue import JobQueue, make_huey
 from server.jobs.registry import JobRegistry
 from server.jobs.runner import IngestRunner, RunnerParts, WriteCheck
@@ -103,6 +109,7 @@ class Services:
     agent: AgentService
     summaries: SummaryService
     models: ModelService
+    finetune: FinetuneRuns
     temp_knowledge: TempKnowledgeStore
     prompts: PromptTemplates
     server_configs: ServerConfigs
@@ -136,6 +143,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self._llm_client.aclose()
+        self.finetune.close()
         self.close()
 
     def close(self) -> None:
@@ -172,6 +180,9 @@ def kb_defaults(settings: Settings) -> KbDefaults:
 def reserved_names(settings: Settings) -> frozenset[str]:
     """Names in the data dir that are not knowledge bases: the SQLite registry with its companions, Milvus Lite."""
     names = {".writers", JOBS_DIR}
+    finetune = settings.finetune.resolved_dir(settings.data_dir)
+    if finetune.parent.resolve() == settings.data_dir.resolve():
+        names.add(finetune.name)  # fine-tuning runs, not a knowledge base
     url = make_url(settings.sqlalchemy_url)
     if url.get_backend_name() == "sqlite" and url.database:
         registry = Path(url.database)
@@ -264,6 +275,7 @@ def build_services(
         summaries=talk.summaries,
         agent=talk.agent,
         models=talk.models,
+        finetune=FinetuneRuns(settings),
         temp_knowledge=temp,
         prompts=talk.prompts,
         server_configs=server_configs(settings, talk.prompts),
@@ -297,8 +309,9 @@ def build_chat(
     settings: Settings, core: KbCore, search: SearchService, temp: TempKnowledgeStore, embeddings: EmbeddingPool
 ) -> ChatParts:
     """Chat, agent and summary services; the agent's KB tool sees the KBs of `core`'s registry."""
-    client = LlmClient(make_http_client())
-    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings))
+    http = make_http_client()
+    client = LlmClient(http)
+    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings), tuned_finder(settings))
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     index = SummaryIndexes(core.storage, embeddings)
     summaries = SummaryService(
@@ -318,7 +331,8 @@ def build_chat(
     agent = AgentService(
         registry=registry, client=client, prompts=prompts, tools=standard_tools(core.catalog.names, search_kb)
     )
-    return ChatParts(chat, agent, summaries, ModelService(registry, client), prompts, client)
+    models = ModelService(registry, client, WorkerClient(http, worker_base_url(settings)))
+    return ChatParts(chat, agent, summaries, models, prompts, client)
 
 
 def build_jobs(
@@ -387,6 +401,11 @@ def configured_vs_types(settings: Settings) -> list[str]:
     """The stores a new KB can use here: installed, and configured where they need settings (pg needs its uri)."""
     options = settings.store_options()
     return [name for name in STORES.kb_types() if STORES.get(name).unavailable(options[name]) is None]
+
+
+def tuned_finder(settings: Settings) -> Callable[[], Mapping[str, LlmModelConfig]]:
+    """Lists the fine-tuned models (server.finetune) when asked, so a run that finishes is served at once."""
+    return partial(tuned_models, settings.finetune.resolved_dir(settings.data_dir), settings.llm_models)
 
 
 def worker_base_url(settings: Settings) -> str:

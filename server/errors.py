@@ -165,10 +165,6 @@ class PromptNotFound(ZhikuError):
     status_code = 404
 
 
-class ModelSwitchUnsupported(ZhikuError):
-    status_code = 501
-
-
 class PortInUse(ZhikuError):
     """startup.py found a service's port already bound; nothing was started."""
 
@@ -185,6 +181,50 @@ class ServiceFailed(ZhikuError):
 
 class ModelLoadError(ZhikuError):
     """The LLM worker could not load a chat model (missing folder, missing package, no GPU for quantization)."""
+
+    status_code = 503
+
+
+class AdapterMismatch(ModelLoadError):
+    """A PEFT adapter trained on another base model than the one it is put on."""
+
+    status_code = 422
+
+
+class ModelTooLarge(ZhikuError):
+    """A model bigger than the worker's whole memory budget for its device: no unloading makes it fit."""
+
+    status_code = 507
+
+
+class NoRoomForModel(ZhikuError):
+    """The budget would fit the model, but the loaded models that would have to go are answering requests."""
+
+    status_code = 503
+
+
+class DatasetError(InvalidInput):
+    """A fine-tuning dataset that cannot be used as it is: broken lines, empty fields, an unknown format."""
+
+
+class TrainingRefused(InvalidInput):
+    """Fine-tuning options that cannot work here (4-bit on a machine without CUDA, a model that is not local)."""
+
+
+class RunNotFound(ZhikuError):
+    status_code = 404
+
+
+class TrainingBusy(ZhikuError):
+    """As many fine-tuning runs as finetune.max_running are going, or this run is going already."""
+
+    status_code = 409
+
+
+class RunFinished(ZhikuError):
+    """Cancelling a fine-tuning run that has already ended."""
+
+    status_code = 409
 
 
 class StoreNotConfigured(StoreUnavailable):
@@ -221,13 +261,6 @@ class QueueUnavailable(ZhikuError):
     """The job queue's storage (Redis) cannot be reached."""
 
     status_code = 503
-
-
-class ModelStopUnsupported(ZhikuError):
-    """/llm_model/stop for a model this server cannot unload (a remote endpoint, or our worker, which keeps its
-    models loaded for its whole life)."""
-
-    status_code = 501
 
 
 class SearchEngineNotConfigured(ZhikuError):

@@ -133,7 +133,9 @@ def test_model_config_never_shows_secrets(tmp_path: Path) -> None:
         assert list(running["data"]) == ["remote"] and "worker does not answer" in running["msg"]
         assert client.post("/llm_model/get_model_config", json={"model_name": "x"}).status_code == 404
         change = client.post("/llm_model/change", json={"model_name": "local", "new_model_name": "remote"})
-        assert change.status_code == 501 and "default_llm" in change.json()["msg"]
+        assert change.status_code == 422 and "online model" in change.json()["msg"]
+        stop = client.post("/llm_model/stop", json={"model_name": "local"})
+        assert stop.status_code == 503 and "python -m server.llm_worker" in stop.json()["msg"]
         assert client.post("/llm_model/change", json={"model_name": "local", "new_model_name": "x"}).status_code == 404
         assert client.post("/chat/chat", json={"query": "hi", "model_name": "nope"}).status_code == 404
         down = client.post("/chat/chat", json={"query": "hi"})

@@ -183,6 +183,6 @@ def test_stop_says_why_a_model_cannot_be_stopped(tmp_path: Path, stub: str, clie
     assert client.post("/llm_model/stop", json=body).status_code == 503  # no model configured at all
     with _app(tmp_path, stub, llm=True) as with_llm:
         remote = with_llm.post("/llm_model/stop", json=body)
-        assert remote.status_code == 501 and "its own endpoint" in remote.json()["msg"]
+        assert remote.status_code == 422 and "online model" in remote.json()["msg"]  # not ours to unload
         unknown = with_llm.post("/llm_model/stop", json={**body, "model_name": "nope"})
         assert unknown.status_code == 404

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "server.chat": 5,
     "server.server_configs": 5,
     "server.jobs": 5,
+    "server.finetune": 5,  # training runs, and the adapters they registered
     "server.bootstrap": 6,
     "server.llm_worker": 6,
     "server.db.migrations": 6,  # run by the Alembic command line, which needs the settings

@@ -29,12 +29,13 @@ MAX_NEW = 4000
 HELLO = [{"role": "user", "content": "你好, knowledge base"}]
 
 
-def write_settings(folder: Path, models: dict[str, Any]) -> Path:
+def write_settings(folder: Path, models: dict[str, Any], **more: Any) -> Path:
     config = {
         "data_dir": str(folder / "data"),
         "embed_models": {"hash": {"backend": "hash", "dim": 8}},
         "kb": {"default_embed_model": "hash"},
         "llm_models": models,
+        **more,
     }
     path = folder / "settings.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -96,6 +97,7 @@ def stream_events(response: httpx.Response) -> Iterator[str]:
 
 def model_stats(url: str) -> dict[str, int]:
     stats: dict[str, int] = httpx.get(f"{url}/health", timeout=5).json()["models"]["tiny"]
+    stats.pop("state")
     return stats
 
 
@@ -291,6 +293,13 @@ def test_8bit_on_cpu_is_a_clear_startup_error(tiny_model_dir: Path, tmp_path: Pa
     assert result.returncode == 1
     assert "tiny8" in result.stderr and "8bit loading needs a CUDA GPU and bitsandbytes" in result.stderr
     assert "quantization: none" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_budget_too_small_for_every_model_stops_the_worker(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model = {"engine": "transformers", "path": str(tiny_model_dir), "device": "cpu"}
+    result = run_worker_once(write_settings(tmp_path, {"tiny": model}, llm_worker={"cpu_memory_gb": 1e-6}))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no model fits the worker's memory budget: tiny" in result.stderr and "llm_worker" in result.stderr
 
 
 def test_missing_model_folder_and_bad_names(tmp_path: Path) -> None:

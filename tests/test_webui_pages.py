@@ -184,6 +184,24 @@ def test_dialogue_streams_an_answer_with_sources(api: FakeApi) -> None:
     assert "出处（1 条）" in [e.label for e in app.expander]
 
 
+def test_dialogue_switches_local_models(api: FakeApi) -> None:
+    api.models = ["tiny", "qwen", "remote"]
+    api.states = {"tiny": {"state": "loaded"}, "qwen": {"state": "unloaded"}, "remote": {"state": "online"}}
+    app = run_page(api, page="chat")
+    assert "已加载" in texts(app)
+    app.selectbox(key="chat_model").set_value("qwen").run()
+    assert "未加载（首次提问时加载）" in texts(app)
+    click(app, "切换到此模型")
+    assert ("change_model", ("tiny", "qwen")) in api.calls
+    assert "加载中 10%" in texts(app)
+    api.states["qwen"] = {"state": "loaded"}
+    app.run()
+    click(app, "卸载")
+    assert ("stop_model", "qwen") in api.calls and not app.exception
+    app.selectbox(key="chat_model").set_value("remote").run()
+    assert not [b for b in app.button if b.label in ("加载", "卸载", "切换到此模型")]
+
+
 def test_dialogue_chat_error_is_shown(api: FakeApi) -> None:
     api.models = ["tiny"]
     api.chat_error = ApiError("the LLM worker does not answer", 503)

@@ -66,8 +66,18 @@ def build_tokenizer(chat_template: str | None = CHAT_TEMPLATE):  # type: ignore[
     )
 
 
-def build_tiny_model(target: Path, *, chat_template: str | None = CHAT_TEMPLATE, positions: int = 8192) -> Path:
-    """Write a random 2-layer Qwen2 (hidden size 64) and its tokenizer into `target`; returns `target`."""
+def build_tiny_model(
+    target: Path,
+    *,
+    chat_template: str | None = CHAT_TEMPLATE,
+    positions: int = 8192,
+    hidden: int = 64,
+    layers: int = 2,
+    init_range: float = 0.02,
+) -> Path:
+    """Write a random Qwen2 (2 layers of hidden size 64 unless told) and its tokenizer into `target`.
+
+    A larger `init_range` gives the embeddings room for confident predictions: a model to fine-tune needs it."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -76,9 +86,9 @@ def build_tiny_model(target: Path, *, chat_template: str | None = CHAT_TEMPLATE,
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=positions,
@@ -86,6 +96,7 @@ def build_tiny_model(target: Path, *, chat_template: str | None = CHAT_TEMPLATE,
         pad_token_id=pad_id,
         bos_token_id=None,
         tie_word_embeddings=True,
+        initializer_range=init_range,
     )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config)

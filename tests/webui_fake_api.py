@@ -89,6 +89,7 @@ class FakeApi(ApiClient):
         }
         self.calls: list[tuple[str, Any]] = []
         self.models: list[str] = []
+        self.states: dict[str, dict[str, Any]] = {}  # list_running_models: name -> {"state", "progress", ...}
         self.answer = ["你好", "，世界"]
         self.chat_error: ApiError | None = None
         self.jobs: dict[str, Job] = {}  # oldest first, as they were queued
@@ -236,6 +237,26 @@ class FakeApi(ApiClient):
     def list_models(self) -> list[str]:
         self._check("list_models")
         return list(self.models)
+
+    def model_states(self) -> dict[str, dict[str, Any]]:
+        self._check("model_states")
+        return {name: dict(entry) for name, entry in self.states.items()}
+
+    def load_model(self, name: str) -> dict[str, Any]:
+        self._check("load_model", name)
+        self.states[name] = {"state": "loading", "progress": 0.1}
+        return self.states[name]
+
+    def change_model(self, old: str, new: str) -> dict[str, Any]:
+        self._check("change_model", (old, new))
+        self.states[old] = {"state": "unloaded"}
+        self.states[new] = {"state": "loading", "progress": 0.1}
+        return self.states[new]
+
+    def stop_model(self, name: str) -> dict[str, Any]:
+        self._check("stop_model", name)
+        self.states[name] = {"state": "unloaded"}
+        return self.states[name]
 
     def chat(self, mode: str, payload: dict[str, Any]) -> Iterator[ChatPiece]:
         self._check("chat", (mode, payload))

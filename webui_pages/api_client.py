@@ -302,6 +302,22 @@ class ApiClient:
             names.extend(str(name) for name in models)
         return list(dict.fromkeys(names))
 
+    def model_states(self) -> dict[str, dict[str, Any]]:
+        """Each running model's entry with its state: online, or a local model's loaded/loading/unloaded/failed."""
+        running = self._data("POST", "/llm_model/list_running_models", json={}) or {}
+        return {str(name): dict(entry) for name, entry in running.items() if isinstance(entry, dict)}
+
+    def load_model(self, name: str) -> dict[str, Any]:
+        """Start loading a local model (the worker unloads the least recently used ones to make room)."""
+        return dict(self._data("POST", "/llm_model/load", json={"model_name": name, "wait": False}))
+
+    def change_model(self, old: str, new: str) -> dict[str, Any]:
+        body = {"model_name": old, "new_model_name": new, "wait": False}
+        return dict(self._data("POST", "/llm_model/change", json=body))
+
+    def stop_model(self, name: str) -> dict[str, Any]:
+        return dict(self._data("POST", "/llm_model/stop", json={"model_name": name}))
+
     def server_configs(self) -> ServerConfigs:
         """The API's defaults and choices; ApiError when it answers something else (an older or foreign API)."""
         data = self._data("POST", "/server/configs", json={})

@@ -12,6 +12,7 @@ import streamlit as st
 from webui_pages.api_client import ApiError, kb_names
 from webui_pages.chat_view import ChatMessage, conversation_markdown, render_history, render_sources, source_markdown
 from webui_pages.common import UiContext, error_text, search_mode_picker, shows_errors
+from webui_pages.model_switch import model_switch
 
 # mode (= prompt template type) → chat route
 MODES = {"llm_chat": "chat", "knowledge_base_chat": "knowledge_base_chat", "file_chat": "file_chat"}
@@ -94,6 +95,7 @@ def _sidebar(ui: UiContext, messages: list[ChatMessage]) -> ChatOptions:
         models = _models(ui)
         index = models.index(d.default_llm) if d.default_llm in models else 0
         model = st.selectbox(t("chat_model"), models, index=index, key="chat_model") if models else ""
+        model_switch(ui, str(model or ""))
         temperature = st.slider(t("temperature"), 0.0, 2.0, float(d.temperature), 0.05, key="chat_temperature")
         history_len = st.number_input(t("history_len"), 0, 50, d.history_len, key="chat_history_len")
         templates = list(d.prompt_templates.get(mode) or ("default",))

@@ -19,6 +19,7 @@ from server.api.guards import ApiKeyGuard, BodyLimit, HidePaths
 from server.api.routes import (
     chat,
     files,
+    finetune,
     folder_sync,
     health,
     jobs,
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         chat,
         temp_docs,
         llm_models,
+        finetune,
         server_info,
         other,
     ):

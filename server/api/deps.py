@@ -15,6 +15,7 @@ from server.chat.service import ChatService
 from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.embeddings import EmbeddingPool
+from server.finetune.runs import FinetuneRuns
 from server.jobs.service import JobService
 from server.jobs.sync import FolderSync
 from server.knowledge_base.chunks import ChunkService
@@ -81,6 +82,10 @@ def _models(services: AppServices) -> ModelService:
     return services.models
 
 
+def _finetune(services: AppServices) -> FinetuneRuns:
+    return services.finetune
+
+
 def _temp_knowledge(services: AppServices) -> TempKnowledgeStore:
     return services.temp_knowledge
 
@@ -105,6 +110,7 @@ Chat = Annotated[ChatService, Depends(_chat)]
 Agent = Annotated[AgentService, Depends(_agent)]
 Summaries = Annotated[SummaryService, Depends(_summaries)]
 Models = Annotated[ModelService, Depends(_models)]
+Finetune = Annotated[FinetuneRuns, Depends(_finetune)]
 TempKnowledge = Annotated[TempKnowledgeStore, Depends(_temp_knowledge)]
 Prompts = Annotated[PromptTemplates, Depends(_prompts)]
 Configs = Annotated[ServerConfigs, Depends(_server_configs)]

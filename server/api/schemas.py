@@ -156,8 +156,44 @@ class ModelConfigOut(BaseModel):
     engine: str
     model: str | None = None
     base_url: str | None = None
+    state: str | None = Field(None, description="online, or a local model's: loaded, loading, unloaded, failed")
+    progress: float | None = Field(None, description="while loading: 0 to 1, by stage (tokenizer, weights, adapter)")
+    memory_bytes: int | None = Field(None, description="what a local model takes (measured once loaded)")
+
+
+class ModelStateOut(BaseModel):
+    """A local model's state in our LLM worker."""
+
+    name: str
+    state: str = Field(description="loaded, loading, unloaded or failed")
+    progress: float = Field(description="while loading: 0 to 1, by stage")
+    stage: str = Field(description="queued, tokenizer, weights, adapter, ready")
+    device: str = Field(description="gpu or cpu: whose memory budget it counts against")
+    memory_bytes: int
+    error: str = Field(description="why the last load failed")
 
 
 class HealthOut(BaseModel):
     status: str = "ok"
     version: str
+
+
+class FinetuneRunOut(BaseModel):
+    """A fine-tuning run: its state, progress and loss curve ([step, loss] pairs, at most 200 of each)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    base_model: str
+    method: str
+    state: str = Field(description="running, done, failed, cancelled, or interrupted (start it again to resume)")
+    step: int
+    max_steps: int
+    progress: float = Field(ge=0.0, le=1.0)
+    resumed_from: int = Field(description="the checkpoint step this process started from (0: from scratch)")
+    checkpoint: int = Field(description="the last checkpoint's step: what a restart resumes from")
+    steps_per_s: float
+    loss: list[tuple[int, float]]
+    eval_loss: list[tuple[int, float]]
+    error: str
+    model_name: str | None = Field(description="the new model (base + adapter) once done; chat with it by name")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -50,10 +50,24 @@ class LlmEndpoint:
 class LlmRegistry:
     """Looks up configured models by name; `worker_url` is the OpenAI base URL of our own LLM worker."""
 
-    def __init__(self, configs: Mapping[str, LlmModelConfig], default: str | None, worker_url: str) -> None:
-        self._configs = dict(configs)
+    def __init__(
+        self,
+        configs: Mapping[str, LlmModelConfig],
+        default: str | None,
+        worker_url: str,
+        extra: Callable[[], Mapping[str, LlmModelConfig]] | None = None,
+    ) -> None:
+        self._settings_configs = dict(configs)
+        self._extra = extra
         self.default = default
         self.worker_url = worker_url.rstrip("/")
+
+    @property
+    def _configs(self) -> dict[str, LlmModelConfig]:
+        """The configured models and those `extra` finds now (fine-tuned adapters registered while running)."""
+        if self._extra is None:
+            return self._settings_configs
+        return {**self._extra(), **self._settings_configs}
 
     def names(self) -> list[str]:
         return sorted(self._configs)

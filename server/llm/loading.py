@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server.errors import ModelLoadError
+from server.errors import AdapterMismatch, ModelLoadError
 from server.llm.generation import ChatModel
 from server.llm.spec import ModelSpec, check_folder
 
@@ -51,7 +52,10 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return torch.float32
 
 
-def _quantization_config(name: str, quantization: str, dtype: Any) -> Any:
+def check_quantization(name: str, quantization: str) -> None:
+    """8/4-bit loading needs CUDA and bitsandbytes; ModelLoadError says so before anything is loaded."""
+    if quantization == "none":
+        return
     import torch
 
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is None:
@@ -59,6 +63,10 @@ def _quantization_config(name: str, quantization: str, dtype: Any) -> Any:
             f"model {name!r}: {quantization} loading needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
             "set quantization: none"
         )
+
+
+def _quantization_config(name: str, quantization: str, dtype: Any) -> Any:
+    check_quantization(name, quantization)
     from transformers import BitsAndBytesConfig
 
     if quantization == "8bit":
@@ -91,11 +99,21 @@ def _apply_adapter(model: Any, spec: ModelSpec) -> Any:
         )
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    try:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as error:
+        # PEFT reports an adapter of another architecture as size mismatches or missing modules.
+        raise AdapterMismatch(
+            f"model {spec.name!r}: the adapter in {adapter.name} does not fit the base model in {Path(spec.path).name} "
+            f"(trained on another base?): {str(error)[:300]}"
+        ) from error
 
 
-def load_chat_model(spec: ModelSpec) -> ChatModel:
-    """Load the tokenizer and model of `spec`; raises ModelLoadError naming the model and its folder."""
+def load_chat_model(spec: ModelSpec, on_stage: Callable[[str], None] | None = None) -> ChatModel:
+    """Load the tokenizer and model of `spec`; raises ModelLoadError naming the model and its folder.
+
+    `on_stage` hears "tokenizer", "weights", "adapter" as loading moves on (the worker shows it as progress)."""
+    stage = on_stage or (lambda _: None)
     check_folder(spec)
     device = resolve_device(spec.device, spec.name)
     dtype = resolve_dtype(spec.dtype, device)
@@ -104,13 +122,16 @@ def load_chat_model(spec: ModelSpec) -> ChatModel:
 
     common = {"local_files_only": True, "trust_remote_code": spec.trust_remote_code}
     try:
+        stage("tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(spec.path, **common)
+        stage("weights")
         model: Any = AutoModelForCausalLM.from_pretrained(spec.path, **common, **kwargs)
     except (OSError, ValueError, ImportError, RuntimeError) as error:
         raise ModelLoadError(f"model {spec.name!r} could not be loaded from {spec.path}: {error}") from error
     if move_to is not None:
         model = model.to(move_to)
     if spec.adapter:
+        stage("adapter")
         model = _apply_adapter(model, spec)
     model.eval()
     logger.info("loaded %s from %s on %s (%s)", spec.name, spec.path, move_to or "device_map=auto", dtype)

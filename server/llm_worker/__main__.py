@@ -1,7 +1,9 @@
-"""`python -m server.llm_worker [--host H] [--port P] [-m NAME ...]`: load local chat models, then serve them.
+"""`python -m server.llm_worker [--host H] [--port P] [-m NAME ...]`: serve local chat models, loaded on demand.
 
-Serves every `engine: transformers` entry of `llm_models`, or only those named with -m. Models load before the
-server answers /health; a model that cannot load stops the worker with exit status 1 and a message naming it.
+Serves every `engine: transformers` entry of `llm_models` (or only those named with -m) and every fine-tuned
+adapter registered under finetune.dir. No model loads before the server answers: each loads on its first request,
+on POST /models/{name}/load, or at start-up when named in llm_worker.preload; the memory budget
+(llm_worker.gpu_memory_gb / cpu_memory_gb) decides how many stay loaded, least recently used unloaded first.
 """
 
 from __future__ import annotations
@@ -10,17 +12,16 @@ import argparse
 import logging
 import os
 import sys
-import time
-from typing import TYPE_CHECKING
+from functools import partial
 
 import uvicorn
 
 from configs import Settings, load_settings
-from server.errors import ConfigError, ModelLoadError
-from server.llm.spec import ModelSpec, check_folder
-
-if TYPE_CHECKING:
-    from server.llm.generation import ChatModel
+from server.errors import ConfigError, ModelLoadError, ModelTooLarge
+from server.finetune.registry import tuned_models
+from server.llm.memory import default_budget
+from server.llm.pool import ModelPool
+from server.llm.spec import ModelSpec
 
 logger = logging.getLogger("zhiku.llm_worker")
 
@@ -36,22 +37,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def model_specs(settings: Settings, names: list[str] | None) -> list[ModelSpec]:
-    """The specs to load; ConfigError for a name that is unknown or not a local (transformers) model."""
-    local = {name: config for name, config in settings.llm_models.items() if config.engine == "transformers"}
+def check_names(settings: Settings, names: list[str] | None) -> None:
+    """ConfigError for a name that is unknown or not a local (transformers) model, or when there is none."""
     for name in names or []:
         if name not in settings.llm_models:
             raise ConfigError(f"-m {name}: no such entry in llm_models ({', '.join(settings.llm_models) or 'none'})")
-        if name not in local:
+        if settings.llm_models[name].engine != "transformers":
             raise ConfigError(f"-m {name}: engine is openai, which the worker does not serve; name a local model")
-    chosen = names or list(local)
-    if not chosen:
+    if not any(config.engine == "transformers" for config in settings.llm_models.values()):
         raise ConfigError("no llm_models entry has engine: transformers; there is nothing for the worker to serve")
-    return [_spec(name, settings) for name in dict.fromkeys(chosen)]
+    for name in settings.llm_worker.preload:
+        if settings.llm_models.get(name) is None or settings.llm_models[name].engine != "transformers":
+            raise ConfigError(f"llm_worker.preload: {name!r} is not a local (engine: transformers) model in llm_models")
 
 
-def _spec(name: str, settings: Settings) -> ModelSpec:
-    config = settings.llm_models[name]
+def model_specs(settings: Settings, names: list[str] | None) -> dict[str, ModelSpec]:
+    """The models served: the chosen local entries, and the fine-tuned adapters whose base is one of them."""
+    local = {name: c for name, c in settings.llm_models.items() if c.engine == "transformers"}
+    chosen = {name: local[name] for name in names} if names else local
+    tuned = tuned_models(settings.finetune.resolved_dir(settings.data_dir), chosen)
+    return {name: _spec(name, config) for name, config in {**chosen, **tuned}.items()}
+
+
+def _spec(name: str, config: object) -> ModelSpec:
+    from configs.settings import LlmModelConfig
+
+    assert isinstance(config, LlmModelConfig)
     return ModelSpec(
         name=name,
         path=str(config.path),
@@ -65,29 +76,29 @@ def _spec(name: str, settings: Settings) -> ModelSpec:
     )
 
 
-def load_models(specs: list[ModelSpec]) -> list[ChatModel]:
-    """Check every folder first (a wrong path fails before torch is imported), then load each model."""
-    for spec in specs:
-        check_folder(spec)
+def make_pool(settings: Settings, names: list[str] | None) -> ModelPool:
     from server.llm.loading import load_chat_model
 
-    return [load_chat_model(spec) for spec in specs]
+    budget = default_budget(settings.llm_worker.gpu_memory_gb, settings.llm_worker.cpu_memory_gb)
+    return ModelPool(partial(model_specs, settings, names), budget, load_chat_model)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        specs = model_specs(settings, args.models)
+        check_names(settings, args.models)
     except ConfigError as error:
         sys.stderr.write(f"{error.message}\n")
         return 2
     # Not server.bootstrap.configure_logging: importing bootstrap pulls in the database and chat stacks.
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: never reach a model hub
-    started = time.monotonic()
     try:
-        models = load_models(specs)
+        make_pool(settings, args.models).check_all()
+    except ModelTooLarge as error:
+        sys.stderr.write(f"LLM worker: {error.message}\n")
+        return 2
     except ModelLoadError as error:
         sys.stderr.write(f"LLM worker: {error.message}\n")
         return 1
@@ -95,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
     host = args.host or settings.llm_worker.host
     port = args.port or settings.llm_worker.port
-    names = ", ".join(spec.name for spec in specs)
-    logger.info("loaded %s in %.1f s; serving on http://%s:%d", names, time.monotonic() - started, host, port)
-    uvicorn.run(create_worker_app(models), host=host, port=port, log_level=settings.log_level.lower())
+    logger.info("serving on http://%s:%d; models load on first use", host, port)
+    app = create_worker_app(partial(make_pool, settings, args.models), settings.llm_worker.preload)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
     return 0
 
 

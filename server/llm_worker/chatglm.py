@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from server.errors import InvalidInput
 from server.llm.generation import SamplingParams
 from server.llm.prompt import Message
-from server.llm_worker.deps import get_runner
+from server.llm_worker.deps import held_runner
 from server.llm_worker.schemas import ChatGlmRequest
 
 router = APIRouter()
@@ -38,12 +38,12 @@ def _new_tokens(body: ChatGlmRequest, prompt_tokens: int, max_new_tokens: int, c
 
 @router.post("/", summary="ChatGLM-6B API: {prompt, history, max_length, top_p, temperature}")
 async def chatglm_chat(body: ChatGlmRequest, request: Request) -> dict[str, Any]:
-    runner = get_runner(request, body.model)
-    spec = runner.model.spec
-    prompt_ids = runner.model.encode(_messages(body))
-    budget = _new_tokens(body, len(prompt_ids), spec.max_new_tokens, spec.context_length)
-    params = SamplingParams(max_new_tokens=budget, temperature=body.temperature, top_p=body.top_p)
-    text, _ = await runner.complete(prompt_ids, params)
+    async with held_runner(request, body.model) as runner:
+        spec = runner.model.spec
+        prompt_ids = runner.model.encode(_messages(body))
+        budget = _new_tokens(body, len(prompt_ids), spec.max_new_tokens, spec.context_length)
+        params = SamplingParams(max_new_tokens=budget, temperature=body.temperature, top_p=body.top_p)
+        text, _ = await runner.complete(prompt_ids, params)
     return {
         "response": text,
         "history": [*body.history, [body.prompt, text]],

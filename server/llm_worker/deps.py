@@ -1,19 +1,35 @@
-"""Looking up the runner of a requested model."""
+"""Looking up the model a request names: the pool loads it on first use, and holds it while the request runs."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Request
 
-from server.errors import UnknownModel
+from server.llm.pool import ModelPool
 from server.llm.runner import ModelRunner
 
 
-def get_runner(request: Request, name: str | None) -> ModelRunner:
-    """The runner serving `name` (None: the first model); UnknownModel (404) names the served ones."""
-    runners: dict[str, ModelRunner] = request.app.state.runners
-    if name is None:
-        return next(iter(runners.values()))
-    if name not in runners:
-        served = ", ".join(runners)
-        raise UnknownModel(f"model {name!r} is not served by this worker; served: {served}")
-    return runners[name]
+def get_pool(request: Request) -> ModelPool:
+    pool: ModelPool = request.app.state.pool
+    return pool
+
+
+async def acquire_runner(request: Request, name: str | None) -> ModelRunner:
+    """The runner serving `name` (None: the most recently used one), loaded if need be; pair with release."""
+    return await get_pool(request).acquire(name)
+
+
+def release_runner(request: Request, runner: ModelRunner) -> None:
+    get_pool(request).release(runner.model.name)
+
+
+@asynccontextmanager
+async def held_runner(request: Request, name: str | None) -> AsyncIterator[ModelRunner]:
+    """The runner of `name`, not unloaded until the block ends."""
+    runner = await acquire_runner(request, name)
+    try:
+        yield runner
+    finally:
+        release_runner(request, runner)

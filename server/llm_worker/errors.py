@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from server.errors import UnknownModel, ZhikuError
+from server.errors import AdapterMismatch, ModelLoadError, ModelTooLarge, NoRoomForModel, UnknownModel, ZhikuError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,14 @@ def error_response(message: str, status: int, code: str) -> JSONResponse:
 def _code(error: ZhikuError) -> str:
     if isinstance(error, UnknownModel):
         return "model_not_found"
+    if isinstance(error, ModelTooLarge):
+        return "model_too_large"
+    if isinstance(error, NoRoomForModel):
+        return "model_busy"
+    if isinstance(error, AdapterMismatch):
+        return "adapter_mismatch"
+    if isinstance(error, ModelLoadError):
+        return "model_load_failed"
     return "invalid_request" if error.status_code < 500 else "internal_error"
 
 

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from server.llm.generation import Completion, SamplingParams
 from server.llm.limits import token_budget
 from server.llm.runner import ModelRunner
-from server.llm_worker.deps import get_runner
+from server.llm_worker.deps import acquire_runner, release_runner
 from server.llm_worker.errors import error_body
 from server.llm_worker.schemas import ChatCompletionRequest
 
@@ -51,12 +51,17 @@ class _Call:
         return {**self.envelope("chat.completion.chunk"), "choices": [choice]}
 
 
-def _prepare(body: ChatCompletionRequest, request: Request) -> _Call:
-    runner = get_runner(request, body.model)
-    messages = [{"role": message.role, "content": message.text()} for message in body.messages]
-    prompt_ids = runner.model.encode(messages)
-    budget = token_budget(runner.model.spec, len(prompt_ids), body.requested_tokens())
-    params = SamplingParams(budget, body.temperature, body.top_p, body.stop_strings())
+async def _prepare(body: ChatCompletionRequest, request: Request) -> _Call:
+    """The call, with its model held (not unloaded) until `_finish`; loads the model if it is not loaded."""
+    runner = await acquire_runner(request, body.model)
+    try:
+        messages = [{"role": message.role, "content": message.text()} for message in body.messages]
+        prompt_ids = runner.model.encode(messages)
+        budget = token_budget(runner.model.spec, len(prompt_ids), body.requested_tokens())
+        params = SamplingParams(budget, body.temperature, body.top_p, body.stop_strings())
+    except BaseException:
+        release_runner(request, runner)
+        raise
     return _Call(runner, prompt_ids, params, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()))
 
 
@@ -65,7 +70,16 @@ def _sse(payload: dict[str, Any] | str) -> str:
     return f"data: {data}\n\n"
 
 
-async def _events(call: _Call, include_usage: bool) -> AsyncIterator[str]:
+async def _events(call: _Call, include_usage: bool, request: Request) -> AsyncIterator[str]:
+    try:
+        async with aclosing(_stream_events(call, include_usage)) as events:
+            async for event in events:
+                yield event
+    finally:
+        release_runner(request, call.runner)
+
+
+async def _stream_events(call: _Call, include_usage: bool) -> AsyncGenerator[str, None]:
     yield _sse(call.chunk({"role": "assistant", "content": ""}, None))
     try:
         # aclosing: a client that leaves closes this generator, which closes the runner's stream, which cancels.
@@ -97,11 +111,14 @@ class _ClosingStream(StreamingResponse):
 
 @router.post("/v1/chat/completions", summary="OpenAI chat completions (stream: SSE chunks, then [DONE])")
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-    call = _prepare(body, request)
+    call = await _prepare(body, request)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return _ClosingStream(_events(call, include_usage), media_type="text/event-stream")
-    text, done = await call.runner.complete(call.prompt_ids, call.params)
+        return _ClosingStream(_events(call, include_usage, request), media_type="text/event-stream")
+    try:
+        text, done = await call.runner.complete(call.prompt_ids, call.params)
+    finally:
+        release_runner(request, call.runner)
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": text},

@@ -67,3 +67,22 @@ class ChatGlmRequest(_Lenient):
             if len(turn) != 2:
                 raise ValueError(f"history[{index}] must be a [question, answer] pair, got {len(turn)} items")
         return history
+
+
+class ModelStatusOut(BaseModel):
+    """One model of the worker: its state and, while it loads, how far it got."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    state: Literal["unloaded", "loading", "loaded", "failed"]
+    device: Literal["gpu", "cpu"] = Field(description="whose memory budget it counts against")
+    bytes: int = Field(description="memory it takes when loaded (measured once loaded, estimated before)")
+    progress: float = Field(ge=0.0, le=1.0, description="loading progress by stage: tokenizer, weights, adapter")
+    stage: str
+    elapsed_s: float = Field(description="seconds since loading started (while loading)")
+    error: str = Field(description="why the last load failed (state failed)")
+    last_used: float = Field(description="unix time of the last request (least recently used are unloaded first)")
+    stats: dict[str, int] = Field(description="generations active, queued, and served")
+    context_length: int
+    max_new_tokens: int

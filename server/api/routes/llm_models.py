@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field
 from server.api.deps import Models
 from server.api.envelope import Envelope
 from server.api.fields import RequestBody
-from server.api.schemas import ModelConfigOut, Reply
+from server.api.schemas import ModelConfigOut, ModelStateOut, Reply
 
 router = APIRouter(prefix="/llm_model", tags=["LLM Model Management"])
 
@@ -25,14 +25,26 @@ class ModelBody(_Body):
     model_name: str = Field(min_length=1)
 
 
+class StopBody(ModelBody):
+    controller_address: str | None = Field(None, description="accepted for Chatchat clients; there is no controller")
+
+
 class ChangeBody(_Body):
+    model_name: str = Field(min_length=1, description="the local model to unload")
+    new_model_name: str = Field(min_length=1, description="the local model to load in its place")
+    wait: bool = Field(True, description="answer once the new model is loaded (false: at once; follow the progress "
+                       "in list_running_models)")  # fmt: skip
+    controller_address: str | None = Field(None, description="accepted for Chatchat clients; there is no controller")
+
+
+class LoadBody(_Body):
     model_name: str = Field(min_length=1)
-    new_model_name: str = Field(min_length=1)
+    wait: bool = Field(False, description="answer once loaded (default: at once, state loading)")
 
 
 @router.post(
     "/list_running_models",
-    summary="Models ready to answer: the ones our worker serves, and every OpenAI-endpoint model",
+    summary="Every online model, and every local one with its state: loaded, loading (progress), unloaded, failed",
     response_model=Reply[dict[str, ModelConfigOut]],
 )
 @router.get("/list_running_models", include_in_schema=False, operation_id="list_running_models_get")
@@ -57,22 +69,28 @@ async def get_model_config(models: Models, body: ModelBody) -> Envelope:
     return Envelope(models.config(body.model_name))
 
 
-@router.post("/change", summary="Not supported: models come from the settings", response_model=Reply[None])
+@router.post(
+    "/change",
+    summary="Unload a local model and load another in its place (the budget may unload more, least recently used)",
+    response_model=Reply[ModelStateOut],
+)
 async def change_model(models: Models, body: ChangeBody) -> Envelope:
-    models.change(body.model_name, body.new_model_name)
-
-
-class StopBody(RequestBody):
-    model_config = ConfigDict(protected_namespaces=())
-
-    model_name: str = Field(min_length=1)
-    controller_address: str | None = Field(None, description="accepted for Chatchat clients; there is no controller")
+    return Envelope(await models.change(body.model_name, body.new_model_name, wait=body.wait))
 
 
 @router.post(
     "/stop",
-    summary="Stop a model: says why it cannot be (remote endpoint, or our worker keeps its models loaded)",
-    response_model=Reply[None],
+    summary="Unload a local model once its running answers are done; its memory is freed",
+    response_model=Reply[ModelStateOut],
 )
 async def stop_model(models: Models, body: StopBody) -> Envelope:
-    models.stop(body.model_name)
+    return Envelope(await models.stop(body.model_name))
+
+
+@router.post(
+    "/load",
+    summary="Load a local model now (it would load on its first request anyway); progress in list_running_models",
+    response_model=Reply[ModelStateOut],
+)
+async def load_model(models: Models, body: LoadBody) -> Envelope:
+    return Envelope(await models.load(body.model_name, wait=body.wait))
