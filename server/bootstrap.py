@@ -5,33 +5,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy import make_url
 
 from configs import Settings
-from configs.settings import LlmModelConfig
+from server.bootstrap_chat import build_chat
 from server.chat.agent.service import AgentService
-from server.chat.agent.tools import standard_tools
-from server.chat.conversations import ConversationStore
-from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient, make_http_client
+from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient
 from server.chat.model_service import ModelService
-from server.chat.models import LlmRegistry
-from server.chat.prompts import PromptTemplates, load_prompt_templates
+from server.chat.prompts import PromptTemplates
 from server.chat.service import ChatService
 from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TEMP_KNOWLEDGE_TTL_S, TempKnowledgeStore
-from server.chat.web_search import WebSearch
-from server.chat.worker_client import WorkerClient
 from server.db.engine import make_engine, make_session_factory
 from server.db.models import KnowledgeBase
 from server.db.schema import upgrade_database
 from server.embeddings import EmbeddingPool
 from server.embeddings.pool import EmbedLimits
-from server.finetune.registry import tuned_models
 from server.finetune.runs import FinetuneRuns
 from server.jobs.queue import JobQueue, make_huey
 from server.jobs.registry import JobRegistry
@@ -54,10 +46,9 @@ from server.knowledge_base.params import KbDefaults
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.rebuild import RebuildService
 from server.knowledge_base.recovery import Recovery, RecoveryReport
-from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
+from server.knowledge_base.search import SearchService
 from server.knowledge_base.service import KnowledgeBaseService
 from server.knowledge_base.storage import KbStorage
-from server.knowledge_base.summaries import SummaryIndexes
 from server.knowledge_base.warmup import Warmer
 from server.knowledge_base.writer import KbWriter
 from server.loaders import LOADERS
@@ -69,8 +60,6 @@ from server.server_configs import UI_HISTORY_LEN, FileTypeInfo, ServerConfigs, c
 from server.vectorstores.cache import StoreCache
 from server.vectorstores.pg_engine import dispose_engine
 from server.vectorstores.registry import STORES, MilvusOptions, PgOptions
-
-PROMPT_TEMPLATES_FILE = Path(__file__).resolve().parents[1] / "configs" / "prompt_templates.yaml"
 
 
 def configure_logging(level: str) -> None:
@@ -251,7 +240,7 @@ def build_services(
         FolderWatcher(folder_sync, settings.data_dir, debounce_ms=settings.jobs.sync_debounce_ms) if watch else None
     )
     knowledge_bases = KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults)
-    talk = build_chat(settings, core, search, temp, embeddings)
+    talk = build_chat(settings, core.catalog, core.storage, search, temp, embeddings)
     return Services(
         knowledge_bases=knowledge_bases,
         files=files,
@@ -290,49 +279,6 @@ def build_services(
         _pg_uri=pg.uri if isinstance(pg, PgOptions) else None,
         _ocr=ocr,
     )
-
-
-@dataclass
-@dataclass
-class ChatParts:
-    """The LLM-facing services, on one HTTP client and one model registry."""
-
-    chat: ChatService
-    agent: AgentService
-    summaries: SummaryService
-    models: ModelService
-    prompts: PromptTemplates
-    client: LlmClient
-
-
-def build_chat(
-    settings: Settings, core: KbCore, search: SearchService, temp: TempKnowledgeStore, embeddings: EmbeddingPool
-) -> ChatParts:
-    """Chat, agent and summary services; the agent's KB tool sees the KBs of `core`'s registry."""
-    http = make_http_client()
-    client = LlmClient(http)
-    registry = LlmRegistry(settings.llm_models, settings.default_llm, worker_base_url(settings), tuned_finder(settings))
-    prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
-    index = SummaryIndexes(core.storage, embeddings)
-    summaries = SummaryService(
-        registry=registry, client=client, prompts=prompts, catalog=core.catalog, storage=core.storage,
-        search=search, index=index,
-    )  # fmt: skip
-    web = settings.web_search
-    engines = WebSearch(web.engines, default=web.default_engine, top_k=web.top_k, timeout_s=web.timeout_s)
-    chat = ChatService(
-        registry=registry, client=client, prompts=prompts, conversations=ConversationStore(core.catalog.sessions),
-        search=search, temp=temp, web=engines, summaries=summaries,
-    )  # fmt: skip
-
-    def search_kb(kb: str, query: str) -> list[SearchResult]:
-        return search.search(kb, SearchQuery(query))
-
-    agent = AgentService(
-        registry=registry, client=client, prompts=prompts, tools=standard_tools(core.catalog.names, search_kb)
-    )
-    models = ModelService(registry, client, WorkerClient(http, worker_base_url(settings)))
-    return ChatParts(chat, agent, summaries, models, prompts, client)
 
 
 def build_jobs(
@@ -401,19 +347,6 @@ def configured_vs_types(settings: Settings) -> list[str]:
     """The stores a new KB can use here: installed, and configured where they need settings (pg needs its uri)."""
     options = settings.store_options()
     return [name for name in STORES.kb_types() if STORES.get(name).unavailable(options[name]) is None]
-
-
-def tuned_finder(settings: Settings) -> Callable[[], Mapping[str, LlmModelConfig]]:
-    """Lists the fine-tuned models (server.finetune) when asked, so a run that finishes is served at once."""
-    return partial(tuned_models, settings.finetune.resolved_dir(settings.data_dir), settings.llm_models)
-
-
-def worker_base_url(settings: Settings) -> str:
-    """The OpenAI base URL of our LLM worker (a wildcard bind address is reached on localhost)."""
-    host = settings.llm_worker.host
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.llm_worker.port}/v1"
 
 
 def server_configs(settings: Settings, prompts: PromptTemplates) -> ServerConfigs:

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from configs.settings import LlmModelConfig, Settings
-from server.bootstrap import PROMPT_TEMPLATES_FILE, Services, kb_defaults
+from server.bootstrap import Services, kb_defaults
+from server.bootstrap_chat import PROMPT_TEMPLATES_FILE
 from server.chat.citations import NOTHING_FOUND, markdown_citations, numbered_context, plain_sources
 from server.chat.conversations import ConversationStore
 from server.chat.llm_client import ChatParams, LlmClient, parse_event

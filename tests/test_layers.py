@@ -31,15 +31,16 @@ LAYERS: dict[str, int] = {
     "server.server_configs": 5,
     "server.jobs": 5,
     "server.finetune": 5,  # training runs, and the adapters they registered
-    "server.bootstrap": 6,
-    "server.llm_worker": 6,
-    "server.db.migrations": 6,  # run by the Alembic command line, which needs the settings
-    "server.supervisor": 6,  # the launcher: processes, then the plan of what to start, then its summary
-    "server.supervisor_plan": 7,
-    "server.supervisor_summary": 8,
-    "server.api": 9,
-    "server.cli": 9,
-    "server.job_worker": 9,
+    "server.bootstrap_chat": 6,  # the LLM-facing services, wired for bootstrap
+    "server.bootstrap": 7,
+    "server.llm_worker": 7,
+    "server.db.migrations": 7,  # run by the Alembic command line, which needs the settings
+    "server.supervisor": 7,  # the launcher: processes, then the plan of what to start, then its summary
+    "server.supervisor_plan": 8,
+    "server.supervisor_summary": 9,
+    "server.api": 10,
+    "server.cli": 10,
+    "server.job_worker": 10,
 }
 
 

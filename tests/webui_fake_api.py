@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from configs import Settings
-from server.bootstrap import PROMPT_TEMPLATES_FILE, server_configs
+from server.bootstrap import server_configs
+from server.bootstrap_chat import PROMPT_TEMPLATES_FILE
 from server.chat.prompts import load_prompt_templates
 from server.server_configs import ServerConfigs
 from webui_pages.api_client import ApiClient, ApiError, UploadFile
