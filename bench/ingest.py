@@ -13,6 +13,7 @@ import argparse
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -68,21 +69,37 @@ def main() -> None:
 
 
 class TimedEmbedder:
-    """Counts the seconds spent inside embed_documents, to split a run's time into model and everything else."""
+    """Counts the wall seconds during which embed_documents runs in at least one thread, to split a run's time into
+    model and everything else (calls from two job threads overlap: summing them would count the time twice)."""
 
     def __init__(self, inner: Embedder) -> None:
         self.inner, self.name, self.seconds = inner, inner.name, 0.0
+        self._lock = threading.Lock()
+        self._active = 0
+        self._since = 0.0
 
     @property
     def dim(self) -> int:
         return self.inner.dim
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        started = time.perf_counter()
+        self._enter()
         try:
             return self.inner.embed_documents(texts)
         finally:
-            self.seconds += time.perf_counter() - started
+            self._leave()
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._since = time.perf_counter()
+            self._active += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                self.seconds += time.perf_counter() - self._since
 
     def embed_query(self, text: str) -> Vectors:
         return self.inner.embed_query(text)
