@@ -44,6 +44,10 @@ class Misbehaving(BaseHTTPRequestHandler):
             self._send(200, sse, f"data: {json.dumps(GOOD_CHUNK)}\n\ndata: <html>oops\n\n".encode())
         elif mode == "nochoices":
             self._send(200, sse, b'data: {"id": "x"}\n\n')
+        elif mode == "busy":
+            self._send(503, "application/json", b'{"code": 503, "msg": "no room while other models answer"}')
+        elif mode == "full":
+            self._send(507, "application/json", b'{"code": 507, "msg": "larger than the whole GPU budget"}')
         elif mode == "auth":
             self._send(401, "application/json", json.dumps({"error": {"message": f"bad key {SECRET}"}}).encode())
         else:
@@ -61,7 +65,7 @@ def stub() -> Iterator[str]:
 
 @pytest.fixture
 def api(tmp_path: Path, stub: str) -> Iterator[TestClient]:
-    modes = ("plain", "notjson", "midway", "nochoices", "auth", "crash")
+    modes = ("plain", "notjson", "midway", "nochoices", "auth", "crash", "busy", "full")
     llms: dict[str, Any] = {
         mode: {"engine": "openai", "base_url": f"{stub}/{mode}/v1", "api_key": SECRET} for mode in modes
     }
@@ -86,6 +90,8 @@ def chat(client: TestClient, model: str, stream: bool = False) -> Any:
         ("nochoices", 502, "no 'choices'"),
         ("auth", 502, "check api_key of model 'auth'"),
         ("crash", 502, 'HTTP 500: {"error": {"message": "CUDA out of memory"}}'),
+        ("busy", 503, "no room while other models answer"),  # our worker's budget refusals keep their status
+        ("full", 507, "larger than the whole GPU budget"),
         ("midway", 502, "not JSON: '<html>oops'"),
     ],
 )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from server.chat.models import LlmEndpoint, mask_url
-from server.errors import LlmUnavailable, LlmUpstreamError, ToolCallingUnsupported
+from server.errors import LlmUnavailable, LlmUpstreamError, ModelTooLarge, ToolCallingUnsupported, ZhikuError
 
 CONNECT_TIMEOUT_S = 5.0
 """Seconds to open a connection; an endpoint that is down fails fast."""
@@ -86,7 +86,8 @@ def _unreachable(endpoint: LlmEndpoint, error: Exception) -> LlmUnavailable:
     return LlmUnavailable(f"could not reach the LLM endpoint {endpoint.shown_url} ({reason}); {hint}")
 
 
-def _status_error(endpoint: LlmEndpoint, status: int, body: str) -> LlmUpstreamError:
+def _status_error(endpoint: LlmEndpoint, status: int, body: str) -> ZhikuError:
+    """The endpoint's refusal as our error; a busy (503) or full (507) endpoint keeps its status for our client."""
     detail = _excerpt(body, endpoint.api_key)
     if status in (401, 403):
         return LlmUpstreamError(
@@ -98,6 +99,10 @@ def _status_error(endpoint: LlmEndpoint, status: int, body: str) -> LlmUpstreamE
             f"the LLM endpoint {endpoint.shown_url} answered HTTP 404 ({detail}): check that base_url ends in /v1 "
             f"and that it serves the model {endpoint.model!r}"
         )
+    if status == 503:  # e.g. our worker while its memory budget is held by models that are answering
+        return LlmUnavailable(f"the LLM endpoint {endpoint.shown_url} cannot serve now (HTTP 503: {detail})")
+    if status == 507:
+        return ModelTooLarge(f"the LLM endpoint {endpoint.shown_url} has no room for this model (HTTP 507: {detail})")
     return LlmUpstreamError(f"the LLM endpoint {endpoint.shown_url} answered HTTP {status}: {detail}")
 
 
