@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import make_settings
 from fastapi.testclient import TestClient
+from http_stub import StubHandler, serving
 
 from server.api.app import create_app
 from server.chat.agent.calculator import calculate
@@ -37,40 +36,30 @@ SCRIPTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-class Stub(BaseHTTPRequestHandler):
+class Stub(StubHandler):
     """Asks for its script's tool calls first, then answers with the tool outputs it got back (or loops)."""
-
-    def log_message(self, *_: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         REQUESTS.append(body)
         if body["model"] == "no-tools":
-            self._send(400, {"error": {"message": "tools are not supported by this model"}})
+            self._json(400, {"error": {"message": "tools are not supported by this model"}})
             return
         outputs = [m["content"] for m in body["messages"] if m["role"] == "tool"]
         if outputs and body["model"] != "loop":
             message = {"role": "assistant", "content": "结果：" + " | ".join(outputs)}
         else:
             message = {"role": "assistant", "content": "我来算一下。", "tool_calls": SCRIPTS[body["model"]]}
-        self._send(200, {"choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]})
+        self._json(200, {"choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]})
 
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        self._send(status, "application/json", json.dumps(payload, ensure_ascii=False).encode())
 
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serving(Stub) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import free_port, make_settings
 from fastapi.testclient import TestClient
+from http_stub import StubHandler, serving
 
 from server.api.app import create_app
 
@@ -19,18 +18,8 @@ GOOD_CHUNK = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index"
 SECRET = "sk-never-shown-42"
 
 
-class Misbehaving(BaseHTTPRequestHandler):
+class Misbehaving(StubHandler):
     """/<mode>/v1/chat/completions answers according to <mode>."""
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -56,11 +45,8 @@ class Misbehaving(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Misbehaving) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ endpoint, so everything runs offline.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import free_port, make_settings
 from fastapi.testclient import TestClient
+from http_stub import StubHandler, serving
 
 from server.api.app import create_app
 from server.chat.service import NO_LLM_ANSWER
@@ -42,17 +41,7 @@ BING = {"webPages": {"value": [{"name": "Bing 结果", "url": "https://example.c
 SEEN: list[dict[str, Any]] = []
 
 
-class Stub(BaseHTTPRequestHandler):
-    def log_message(self, *_: Any) -> None:
-        pass
-
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
+class Stub(StubHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         SEEN.append(
@@ -77,10 +66,8 @@ class Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(Stub) as url:
+        yield url
 
 
 def _app(tmp_path: Path, stub: str, *, llm: bool) -> TestClient:

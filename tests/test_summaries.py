@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import make_settings
 from fastapi.testclient import TestClient
+from http_stub import StubHandler, serving
 
 from server.api.app import create_app
 from server.chat.summaries import _batches
@@ -26,12 +25,9 @@ SHORT = "安装方法：运行 make start 即可。"
 PROMPTS: list[str] = []
 
 
-class Stub(BaseHTTPRequestHandler):
+class Stub(StubHandler):
     """An OpenAI-style streaming endpoint: a map prompt gets "部分摘要：<first words>", a reduce prompt
     "总摘要：<n> 部分", anything else "回答"."""
-
-    def log_message(self, *_: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -46,19 +42,13 @@ class Stub(BaseHTTPRequestHandler):
             text = "回答"
         event = {"choices": [{"delta": {"content": text}, "finish_reason": "stop"}]}
         data = f"data: {json.dumps(event, ensure_ascii=False)}\n\ndata: [DONE]\n\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._send(200, "text/event-stream", data)
 
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with serving(Stub) as url:
+        yield f"{url}/v1"
 
 
 @pytest.fixture
