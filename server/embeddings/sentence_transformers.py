@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +15,6 @@ from server.embeddings._vectors import batches, empty
 from server.embeddings.base import Vectors
 from server.embeddings.config import EmbedRuntime
 from server.errors import EmbeddingUnavailable
-
-logger = logging.getLogger(__name__)
 
 ONNX_PACKAGES = ("onnxruntime", "onnx", "onnxscript")
 
