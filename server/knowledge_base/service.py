@@ -97,10 +97,6 @@ class KnowledgeBaseService:
             kb.search_mode = search_mode
             return kb.search_mode
 
-    def ocr_mode(self, name: str) -> str:
-        """The KB's own OCR mode ("" when it follows ocr.mode); raises KnowledgeBaseNotFound."""
-        return self._catalog.require(name).ocr_mode
-
     def set_ocr_mode(self, name: str, ocr_mode: str) -> str:
         """Set how the KB's files are OCR'd (auto, always, never); "" falls back to the global ocr.mode."""
         if ocr_mode:
