@@ -147,6 +147,9 @@ class JobsSettings(_Section):
     batch_files: int = Field(8, gt=0, le=1000, description="files parsed and embedded together (one queued task)")
     duplicates: Literal["skip", "keep"] = Field("skip", description="a file with the content of one already in the KB")
     reclaim_interval_s: float = Field(5.0, gt=0, description="how often files of a dead worker go back to the queue")
+    keep_ended_days: float = Field(
+        30.0, ge=0, description="ended jobs (and the bytes a failed one keeps for a retry) are deleted after; 0: never"
+    )
     watch_folders: bool = Field(True, description="folder sync: the API watches the content folders of synced KBs")
     sync_debounce_ms: int = Field(1000, ge=50, description="folder sync: quiet time before changes are picked up")
 

@@ -301,7 +301,11 @@ def build_jobs(
     )
     huey = make_huey(config.queue, sqlite_file=settings.data_dir / JOBS_DIR / "queue.db", redis_url=config.redis_url)
     queue = JobQueue(huey, runner.run_batch)
-    options = JobOptions(batch_files=config.batch_files, max_upload_bytes=settings.max_upload_bytes)
+    options = JobOptions(
+        batch_files=config.batch_files,
+        max_upload_bytes=settings.max_upload_bytes,
+        keep_ended_days=config.keep_ended_days,
+    )
     service = JobService(registry, queue, core.catalog, core.storage, defaults, core.lease, options)
     runtime = JobRuntime(
         service,

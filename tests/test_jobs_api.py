@@ -121,6 +121,18 @@ def test_cancel_stops_what_is_still_queued(tmp_path: Path) -> None:
         assert not any((tmp_path / "data" / ".jobs" / job_id).rglob("*.txt"))
 
 
+def test_deleting_a_kb_cancels_its_jobs_and_keeps_the_others(tmp_path: Path) -> None:
+    with make_client(tmp_path, workers=0) as client:
+        for name in (KB, "别的库"):
+            client.post("/knowledge_base/create_knowledge_base", json={"knowledge_base_name": name})
+        doomed = upload(client, *documents(3), background="true").json()["data"]["job_id"]
+        kept = upload(client, *documents(2), kb="别的库", background="true").json()["data"]["job_id"]
+        assert client.post("/knowledge_base/delete_knowledge_base", json=KB).status_code == 200
+        assert client.get(f"/knowledge_base/jobs/{doomed}").json()["data"]["state"] == "cancelled"
+        assert client.get(f"/knowledge_base/jobs/{kept}").json()["data"]["state"] == "queued"
+        assert not any((tmp_path / "data" / ".jobs" / doomed).rglob("*.txt"))
+
+
 def test_bad_background_requests_are_refused_before_anything_is_queued(client: TestClient) -> None:
     missing = upload(client, ("a.txt", b"x"), kb="没有这个库", background="true")
     assert missing.status_code == 404

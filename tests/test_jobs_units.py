@@ -94,6 +94,25 @@ def test_retry_of_an_ended_job_counts_working_time_only(kb: Services) -> None:
     assert since_start >= worked and since_start - worked < timedelta(seconds=5)
 
 
+def test_only_jobs_that_ended_before_the_cut_are_pruned(kb: Services) -> None:
+    registry = JobRegistry(kb.catalog)
+    ended, running = _job(registry, ["a.txt"], "old"), _job(registry, ["b.txt"], "live")
+    registry.cancel(ended)
+    assert registry.prune(utcnow() - timedelta(days=1)) == []  # it ended just now
+    assert registry.prune(utcnow() + timedelta(seconds=1)) == [ended]
+    assert not registry.exists(ended) and registry.exists(running)
+
+
+def test_cancel_kb_stops_only_that_kb_s_live_jobs(kb: Services) -> None:
+    registry = JobRegistry(kb.catalog)
+    done = _job(registry, ["a.txt"], "done")
+    registry.cancel(done)
+    live = _job(registry, ["b.txt"], "live")
+    assert registry.cancel_kb("另一个库") == []
+    assert registry.cancel_kb(KB) == [live]
+    assert registry.get(live)[0].state == "cancelled"
+
+
 def test_files_of_a_dead_process_go_back_to_the_queue(kb: Services) -> None:
     registry = JobRegistry(kb.catalog)
     job_id = _job(registry, ["a.txt", "b.txt"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from server.db.models import IngestJob, IngestJobFile, utcnow
@@ -172,6 +172,28 @@ class JobRegistry:
                 .where(IngestJobFile.job_id == job_id, IngestJobFile.state == "queued")
                 .values(state="cancelled", finished_at=job.finished_at)
             )
+
+    def cancel_kb(self, kb_name: str) -> list[str]:
+        """Cancel every job of the KB that has not ended (the KB is being deleted); returns their ids."""
+        with self._catalog.session() as session:
+            live = IngestJob.state.in_(("queued", "running"))
+            ids = list(session.scalars(select(IngestJob.id).where(IngestJob.kb_name == kb_name, live)))
+        for job_id in ids:
+            try:
+                self.cancel(job_id)
+            except JobFinished:
+                continue  # it ended between the two reads: nothing to stop
+        return ids
+
+    def prune(self, ended_before: datetime) -> list[str]:
+        """Delete the jobs that ended before `ended_before`, with their files; returns their ids."""
+        with self._catalog.session() as session:
+            old = IngestJob.state.in_(JOB_ENDED), IngestJob.finished_at < ended_before
+            ids = list(session.scalars(select(IngestJob.id).where(*old)))
+            if ids:
+                session.execute(delete(IngestJobFile).where(IngestJobFile.job_id.in_(ids)))
+                session.execute(delete(IngestJob).where(IngestJob.id.in_(ids)))
+            return ids
 
     def retry(self, job_id: str) -> list[int]:
         """Queue a job's failed files again; returns their ids."""

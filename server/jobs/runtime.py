@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from server.jobs.queue import JobQueue, JobWorkers
 from server.jobs.service import JobService
 
 log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_S = 3600.0  # ended jobs are kept for days: looking for old ones hourly is enough
 
 
 class JobRuntime:
@@ -58,11 +61,15 @@ class JobRuntime:
         self._queue.close()
 
     def _reclaim_loop(self) -> None:
+        pruned_at = time.monotonic()  # start() pruned through resume()
         while not self._stopping.wait(self._reclaim_interval_s):
             try:
                 if self._repair is not None:
                     self._repair()
                 if released := self._service.reclaim():
                     log.warning("%d files of a worker that died went back to the queue", released)
+                if time.monotonic() - pruned_at >= PRUNE_INTERVAL_S:
+                    pruned_at = time.monotonic()
+                    self._service.prune()
             except Exception:
-                log.exception("could not look for files of dead workers")
+                log.exception("could not look for files of dead workers or old jobs")

@@ -12,8 +12,10 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from server.db.models import utcnow
 from server.errors import FileNotInKnowledgeBase, InvalidInput, QueueUnavailable
 from server.jobs.queue import JobQueue
 from server.jobs.registry import JobRegistry, NewFile
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 class JobOptions:
     batch_files: int = 8
     max_upload_bytes: int = 200 * 1024 * 1024
+    keep_ended_days: float = 30.0  # 0 keeps ended jobs for ever
 
 
 class JobService:
@@ -128,6 +131,13 @@ class JobService:
         self._folders.drop_files(self._registry.ended_staged(job_id, ("cancelled",)))
         return self.get(job_id)
 
+    def cancel_kb(self, kb_name: str) -> int:
+        """Cancel the KB's jobs before the KB goes, so none of them writes into a KB that no longer exists."""
+        job_ids = self._registry.cancel_kb(kb_name)
+        for job_id in job_ids:
+            self._folders.drop_files(self._registry.ended_staged(job_id, ("cancelled",)))
+        return len(job_ids)
+
     def retry(self, job_id: str) -> JobView:
         """Queue the failed files again (their staged bytes were kept for this)."""
         file_ids = self._registry.retry(job_id)
@@ -162,10 +172,22 @@ class JobService:
             self._queue.flush()
             self._folders.sweep(self._registry.exists)
             released = self._registry.queued()
+        self.prune()
         count = self._enqueue_all(released)
         if count:
             log.info("resumed %d queued files of %d jobs", count, len(released))
         return count
+
+    def prune(self) -> int:
+        """Delete jobs that ended more than `keep_ended_days` ago, and the bytes a failed one kept for a retry."""
+        if self._options.keep_ended_days <= 0:
+            return 0
+        job_ids = self._registry.prune(utcnow() - timedelta(days=self._options.keep_ended_days))
+        for job_id in job_ids:
+            self._folders.drop(job_id)
+        if job_ids:
+            log.info("deleted %d jobs that ended over %g days ago", len(job_ids), self._options.keep_ended_days)
+        return len(job_ids)
 
     def reclaim(self) -> int:
         """Now and then while running: files held by a process that died go back to the queue."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import Field
 
-from server.api.deps import KnowledgeBases
+from server.api.deps import Jobs, KnowledgeBases
 from server.api.envelope import Envelope
 from server.api.fields import KbOcrMode, RequestBody
 from server.api.schemas import KbInfoOut, KbSummary, OcrModeOut, Reply, SearchModeOut
@@ -73,9 +73,11 @@ def _kb_name_from(body: Any) -> str:
 )
 def delete_knowledge_base(
     kbs: KnowledgeBases,
+    jobs: Jobs,
     body: Annotated[str | dict[str, Any], Body(examples=["samples"])],
 ) -> Envelope:
     name = _kb_name_from(body)
+    jobs.cancel_kb(name)  # its files in work stop at their next stage instead of failing on a KB that is gone
     kbs.delete(name)
     return Envelope(None, f"deleted knowledge base {name}")
 
