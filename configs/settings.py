@@ -33,7 +33,7 @@ from server.embeddings.config import EmbedModelConfig
 from server.errors import ConfigError
 from server.loaders.limits import LoadLimits
 from server.ocr import OcrMode, OcrOptions
-from server.retrieval.modes import SearchMode
+from server.retrieval.modes import Fusion, SearchMode
 from server.vectorstores.registry import STORES, StoreOptions
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "settings.yaml"
@@ -66,6 +66,12 @@ class KbSettings(_Section):
     parse_workers: int = Field(4, gt=0)
     search_mode: SearchMode = Field(
         "hybrid", description="default for KBs whose own search_mode is empty (see docs/retrieval.md)"
+    )
+    fusion: Fusion = Field(
+        "weighted", description="hybrid: calibrated scores weighted by the keyword side's query coverage, or rrf"
+    )
+    calibrated_scores: bool = Field(
+        True, description="scores as calibrated relevance (server/retrieval/calibration.py); off: raw cosine / BM25"
     )
 
     @field_validator("default_vs_type")

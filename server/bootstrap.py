@@ -53,6 +53,7 @@ from server.knowledge_base.warmup import Warmer
 from server.knowledge_base.writer import KbWriter
 from server.loaders import LOADERS
 from server.ocr import OcrService
+from server.retrieval.calibration import bundled
 from server.retrieval.modes import SEARCH_MODES
 from server.retrieval.reranker import CrossEncoderReranker
 from server.retrieval.search import Searcher
@@ -226,7 +227,8 @@ def build_services(
     ocr = OcrService(settings.ocr.options(), workers=settings.ocr.workers, threads=settings.ocr.threads_per_worker)
     preparer = FilePreparer(embeddings, parse_workers=settings.kb.parse_workers, limits=ingest_limits, ocr=ocr)
     defaults = kb_defaults(settings)
-    searcher = Searcher(reranker=_reranker(settings))
+    calibration = bundled() if settings.kb.calibrated_scores else None
+    searcher = Searcher(reranker=_reranker(settings), fusion=settings.kb.fusion, calibration=calibration)
     search = SearchService(catalog, storage, keywords, embeddings, searcher, defaults)
     temp = TempKnowledgeStore(embeddings, preparer, defaults, max_upload_bytes=settings.max_upload_bytes)
     pg = settings.store_options().get("pg")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.retrieval.fusion import rrf
-from server.retrieval.keyword_index import KeywordIndex, bm25_to_score, fts_query, tokenize
+from server.retrieval.keyword_index import KeywordIndex, bm25_to_score, coverage, fts_query, tokenize
 
 DOCS = {
     "zh1": "知识库问答系统支持中文分词和向量检索。",
@@ -115,6 +115,13 @@ def test_rrf_rewards_agreement_and_scales_to_one() -> None:
     assert fused["c"] > fused["b"] > 0 and fused["c"] > fused["d"]
     assert all(0.0 <= score <= 1.0 for score in fused.values())
     assert rrf([]) == []
+
+
+def test_coverage_is_the_share_of_query_tokens_a_text_holds() -> None:
+    assert coverage("向量检索", "FAISS 做向量检索") == 1.0
+    assert coverage("向量检索的默认值", "The quick brown fox") == 0.0
+    assert 0.0 < coverage("brown fox vectors", "The quick brown fox") < 1.0
+    assert coverage("", "anything") == 0.0
 
 
 def test_frequent_query_words_are_left_out_when_rarer_ones_match(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ class SearchService:
         mode = check_mode(requested or kb.search_mode or self._defaults.search_mode)
         keywords = self._keywords.ensure(kb) if mode != "dense" else None
         embed = partial(self._embeddings.embed_query, kb.embed_model)
-        return SearchTarget(kb.name, mode, self._storage.store(kb), embed, keywords)
+        return SearchTarget(kb.name, mode, self._storage.store(kb), embed, keywords, model=kb.embed_model)
 
     def _list_chunks(self, kb: KnowledgeBase, where: Mapping[str, Any]) -> list[SearchResult]:
         with self._catalog.session() as session:

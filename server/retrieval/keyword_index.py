@@ -224,3 +224,12 @@ class KeywordIndex:
             return []
         with self._connect() as conn:
             return [row[0] for row in conn.execute("SELECT chunk_id FROM chunk_ids")]
+
+
+def coverage(query: str, text: str) -> float:
+    """The share of the query's distinct search tokens found in `text`: how much of the question a keyword hit
+    matched (0 when a Chinese question meets English text, near 1 when the question copies the passage)."""
+    wanted = set(tokenize(query))
+    if not wanted:
+        return 0.0
+    return len(wanted & set(tokenize(text))) / len(wanted)

@@ -1,15 +1,18 @@
 """Searching one or several knowledge bases in dense, keyword or hybrid mode, with optional reranking.
 
 The searcher knows nothing of knowledge bases beyond what a `SearchTarget` hands it: a name to tag hits with,
-the mode, the vector store, the keyword index and the query embedder.
+the mode, the vector store, the keyword index, the query embedder and the embedding model's name.
 
-Scores are always in [0, 1], higher is better:
-- one target, `dense`: the clamped cosine similarity of the vector store;
-- one target, `keyword`: BM25 mapped by `bm25_to_score` (b / (b + 5));
-- `hybrid`, or several targets in any mode: reciprocal-rank fusion (k=60) of every list, divided by the best
-  possible fused value, so these scores depend on ranks only;
-- with a reranker: the cross-encoder's score.
-`score_threshold` applies to the final score.
+Scores are always in [0, 1], higher is better. With a `Calibration` (the default, `kb.calibrated_scores`) every
+mode's score is a calibrated relevance on one scale (server/retrieval/calibration.py):
+- `dense`: the cosine through the model's curve (a model without one keeps its cosine);
+- `keyword`: BM25 through the keyword curve;
+- `hybrid` with `weighted` fusion (the default): the mean of both sides' relevance, the keyword side weighted by
+  its best hit's coverage of the query, so a keyword list that caught a word or two barely moves the dense one;
+- several targets: their lists merged by score.
+With `rrf` fusion (and without a calibration) hybrid mode and several targets use reciprocal-rank fusion (k=60)
+divided by the best possible value, so those scores depend on ranks only. With a reranker: the cross-encoder's
+score. `score_threshold` applies to the final score.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.embeddings.base import Vectors
+from server.retrieval.calibration import Calibration
 from server.retrieval.fusion import rrf
-from server.retrieval.keyword_index import KeywordIndex, bm25_to_score
-from server.retrieval.modes import SearchMode
+from server.retrieval.keyword_index import KeywordIndex, bm25_to_score, coverage
+from server.retrieval.modes import Fusion, SearchMode
 from server.retrieval.reranker import CrossEncoderReranker
 from server.vectorstores.base import Hit, VectorStore
+
+# The keyword side's weight in hybrid mode is its best hit's coverage of the query to this power.
+COVERAGE_POWER = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class SearchTarget:
     store: VectorStore
     embed_query: Callable[[str], Vectors]
     keywords: KeywordIndex | None = None
+    model: str = ""  # the embedding model's name: which calibration curve its cosines take
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,18 @@ def keyword_hits(target: SearchTarget, query: str, limit: int, where: Mapping[st
 class Searcher:
     """Runs searches over targets; owns the threads that run hybrid searches' keyword sides."""
 
-    def __init__(self, *, keyword_workers: int = 4, reranker: CrossEncoderReranker | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        keyword_workers: int = 4,
+        reranker: CrossEncoderReranker | None = None,
+        fusion: Fusion = "weighted",
+        calibration: Calibration | None = None,
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=keyword_workers, thread_name_prefix="keyword-search")
         self._reranker = reranker
+        self._fusion: Fusion = fusion if calibration is not None else "rrf"  # weighting needs one scale
+        self._calibration = calibration
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -92,7 +109,8 @@ class Searcher:
         fetch_k = request.fetch_k or default_fetch_k(request.top_k)
         single = len(targets) == 1 and targets[0].mode != "hybrid"
         limit = request.top_k if single and self._reranker is None else max(fetch_k, request.top_k)
-        candidates = _fuse(self._ranked_lists(targets, request, limit))
+        lists = self._ranked_lists(targets, request, limit)
+        candidates = _fuse(lists) if self._fusion == "rrf" else _merged(lists)
         if self._reranker is not None:
             candidates = _rerank(self._reranker, request.query, candidates[:fetch_k])
         kept = [item for item in candidates if item.hit.score >= request.score_threshold]
@@ -111,12 +129,31 @@ class Searcher:
         lists: list[list[KbHit]] = []
         for index, target in enumerate(targets):
             if target.mode in ("dense", "hybrid"):
-                lists.append([KbHit(target.name, hit) for hit in dense_hits(target, query, limit, where)])
+                lists.append(self._dense(target, dense_hits(target, query, limit, where)))
             if target.mode == "keyword":
-                lists.append([KbHit(target.name, hit) for hit in keyword_hits(target, query, limit, where)])
+                lists.append(self._keyword(target, query, keyword_hits(target, query, limit, where)))
             if index in pending:
-                lists.append([KbHit(target.name, hit) for hit in pending.pop(index).result()])
+                lists.append(self._keyword(target, query, pending.pop(index).result()))
+                if self._fusion == "weighted":
+                    lists[-2:] = [_weighted_pair(lists[-2], lists[-1])]
         return lists
+
+    def _dense(self, target: SearchTarget, hits: list[Hit]) -> list[KbHit]:
+        calibration = self._calibration
+        if calibration is None:
+            return [KbHit(target.name, hit) for hit in hits]
+        return [_rescored(KbHit(target.name, hit), calibration.dense_score(target.model, hit.score)) for hit in hits]
+
+    def _keyword(self, target: SearchTarget, query: str, hits: list[Hit]) -> list[KbHit]:
+        """Keyword hits, calibrated; each keeps its coverage of the query in `_coverage` for the fusion."""
+        calibration = self._calibration
+        if calibration is None:
+            return [KbHit(target.name, hit) for hit in hits]
+        scored: list[KbHit] = []
+        for hit in hits:
+            share = coverage(query, hit.text)
+            scored.append(_Covered(target.name, _with_score(hit, calibration.keyword_score(hit.score)), share))
+        return scored
 
 
 def _fuse(lists: list[list[KbHit]]) -> list[KbHit]:
@@ -127,9 +164,43 @@ def _fuse(lists: list[list[KbHit]]) -> list[KbHit]:
     return [_rescored(by_key[key], score) for key, score in fused]
 
 
+@dataclass(frozen=True)
+class _Covered(KbHit):
+    coverage: float = 0.0
+
+
+def _weighted_pair(dense: list[KbHit], keyword: list[KbHit]) -> list[KbHit]:
+    """One target's calibrated dense and keyword lists as one: each chunk's weighted mean relevance, the keyword
+    side weighing its best hit's coverage of the query. A chunk one side did not return takes that side's lowest
+    score (it ranked below it there)."""
+    if not keyword or not dense:
+        return dense or keyword
+    top = keyword[0]
+    weight = (top.coverage if isinstance(top, _Covered) else 1.0) ** COVERAGE_POWER
+    dense_scores = {item.hit.id: item.hit.score for item in dense}
+    keyword_scores = {item.hit.id: item.hit.score for item in keyword}
+    dense_floor, keyword_floor = dense[-1].hit.score, keyword[-1].hit.score
+    fused = []
+    for item in {item.hit.id: item for item in [*keyword, *dense]}.values():
+        d = dense_scores.get(item.hit.id, dense_floor)
+        k = keyword_scores.get(item.hit.id, keyword_floor)
+        fused.append(_rescored(item, (d + weight * k) / (1.0 + weight)))
+    return sorted(fused, key=lambda item: item.hit.score, reverse=True)
+
+
+def _merged(lists: list[list[KbHit]]) -> list[KbHit]:
+    """Lists whose scores share one scale, merged by score."""
+    if len(lists) == 1:
+        return lists[0]
+    return sorted((item for ranked in lists for item in ranked), key=lambda item: item.hit.score, reverse=True)
+
+
+def _with_score(hit: Hit, score: float) -> Hit:
+    return Hit(hit.id, hit.text, hit.metadata, score)
+
+
 def _rescored(item: KbHit, score: float) -> KbHit:
-    hit = item.hit
-    return KbHit(item.kb, Hit(hit.id, hit.text, hit.metadata, score))
+    return KbHit(item.kb, _with_score(item.hit, score))
 
 
 def _rerank(reranker: CrossEncoderReranker, query: str, candidates: list[KbHit]) -> list[KbHit]:
