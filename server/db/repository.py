@@ -107,6 +107,13 @@ def list_files(
     return list(session.scalars(query))
 
 
+def file_facts(session: Session, *, kb_id: int) -> list[Any]:
+    """Each file's name, extension, tags, mtime, created_at and enabled flag: what a search filter looks at."""
+    columns = (KnowledgeFile.file_name, KnowledgeFile.ext, KnowledgeFile.tags, KnowledgeFile.mtime)
+    query = select(*columns, KnowledgeFile.created_at, KnowledgeFile.enabled).where(KnowledgeFile.kb_id == kb_id)
+    return list(session.execute(query))
+
+
 def count_files(session: Session, *, kb_id: int) -> int:
     return session.scalar(select(func.count()).where(KnowledgeFile.kb_id == kb_id)) or 0
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from server.errors import DuplicateChunkId, InvalidInput, StoreMissing
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
-from server.vectorstores.checks import checked_batch, matches_nothing, metadata_matches, query_row
+from server.vectorstores.checks import checked_batch, metadata_matches, query_row
 from server.vectorstores.rwlock import ReadWriteLock
 
 if TYPE_CHECKING:
