@@ -159,3 +159,15 @@ def test_tagging_an_unknown_file_is_a_404_and_bad_tags_a_422(kb: TestClient) -> 
     files = [("files", ("y.md", b"pump", "text/plain"))]
     response = kb.post("/knowledge_base/upload_docs", data={"knowledge_base_name": "kb", "tags": "[1]"}, files=files)
     assert response.status_code == 422 and "list of strings" in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat/knowledge_base_chat", {"query": "pump", "knowledge_base_name": "kb"}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "pump"}], "knowledge_base_name": "kb"}),
+    ],
+)
+def test_chat_routes_refuse_a_bad_filter(kb: TestClient, path: str, body: dict[str, Any]) -> None:
+    response = kb.post(path, json={**body, "filter": {"tags": ["manual"]}})
+    assert response.status_code == 422 and "tags" in response.text, response.text
