@@ -171,3 +171,10 @@ def test_tagging_an_unknown_file_is_a_404_and_bad_tags_a_422(kb: TestClient) -> 
 def test_chat_routes_refuse_a_bad_filter(kb: TestClient, path: str, body: dict[str, Any]) -> None:
     response = kb.post(path, json={**body, "filter": {"tags": ["manual"]}})
     assert response.status_code == 422 and "tags" in response.text, response.text
+
+
+def test_kb_chat_cites_only_the_filtered_files(kb: TestClient) -> None:
+    body = {"query": "install pump", "knowledge_base_name": "kb", "top_k": 5, "stream": False}
+    answer = kb.post("/chat/knowledge_base_chat", json={**body, "filter": {"extensions": [".txt"]}})
+    docs = json.loads(answer.text.split("data: ", 1)[1])["docs"]
+    assert len(docs) == 1 and "faq.txt" in docs[0], docs
