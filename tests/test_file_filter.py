@@ -178,3 +178,14 @@ def test_kb_chat_cites_only_the_filtered_files(kb: TestClient) -> None:
     answer = kb.post("/chat/knowledge_base_chat", json={**body, "filter": {"extensions": [".txt"]}})
     docs = json.loads(answer.text.split("data: ", 1)[1])["docs"]
     assert len(docs) == 1 and "faq.txt" in docs[0], docs
+
+
+def test_web_ui_shows_and_splits_tags() -> None:
+    from webui_pages.api_types import FileRow
+    from webui_pages.i18n import Translator
+    from webui_pages.kb_files import split_tags, table_columns
+
+    assert split_tags(" manual, ,2024, manual ") == ["manual", "2024"]
+    row = FileRow.from_api({"file_name": "a.md", "tags": ["manual", "2024"], "enabled": False})
+    columns = table_columns(Translator("en"), [row])
+    assert columns["Tags"] == ["manual, 2024"] and columns["Enabled"] == ["—"]

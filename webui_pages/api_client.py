@@ -152,6 +152,14 @@ class ApiClient:
         data = self._data("GET", "/knowledge_base/list_folder_only_files", params={"knowledge_base_name": kb})
         return [str(name) for name in data]
 
+    def update_file_tags(self, kb: str, file_name: str, tags: Sequence[str]) -> None:
+        payload = {"knowledge_base_name": kb, "file_name": file_name, "tags": list(tags)}
+        self._data("POST", "/knowledge_base/update_file_tags", json=payload)
+
+    def set_file_enabled(self, kb: str, file_name: str, enabled: bool) -> None:
+        payload = {"knowledge_base_name": kb, "file_name": file_name, "enabled": enabled}
+        self._data("POST", "/knowledge_base/set_file_enabled", json=payload)
+
     def upload_docs(
         self,
         kb: str,
