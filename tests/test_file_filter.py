@@ -189,3 +189,9 @@ def test_web_ui_shows_and_splits_tags() -> None:
     row = FileRow.from_api({"file_name": "a.md", "tags": ["manual", "2024"], "enabled": False})
     columns = table_columns(Translator("en"), [row])
     assert columns["Tags"] == ["manual, 2024"] and columns["Enabled"] == ["—"]
+
+
+def test_tags_with_a_background_upload_are_refused_clearly(kb: TestClient) -> None:
+    form = {"knowledge_base_name": "kb", "tags": "a", "background": "true"}
+    response = kb.post("/knowledge_base/upload_docs", data=form, files=[("files", ("z.md", b"pump", "text/plain"))])
+    assert response.status_code == 422 and "update_file_tags" in response.text, response.text

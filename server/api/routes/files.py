@@ -15,7 +15,6 @@ from server.api.fields import OCR_HELP, ChunkingFields, RequestBody
 from server.api.filters import parse_tags
 from server.api.schemas import FailedFilesOut, FailedIdsOut, FileDetail, FilePageOut, JobView, Reply
 from server.db.repository import FileOrder
-from server.errors import InvalidFilter
 from server.knowledge_base.files import UpdateOptions, UploadOptions
 from server.knowledge_base.params import Chunking
 from server.ocr import OcrMode
@@ -95,8 +94,6 @@ async def upload_docs(
     chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance, ocr)
     sent = [(upload.filename, upload.file) for upload in uploads]
     options = UploadOptions(override, to_vector_store, chunking, docs, parse_tags(tags))
-    if background and to_vector_store and options.tags is not None:
-        raise InvalidFilter("tags cannot go with background=true yet; set them with update_file_tags after the job")
     if background and to_vector_store:  # the job records the KB's OCR mode as it is now
         job = await run_in_threadpool(jobs.submit_upload, knowledge_base_name, sent, options)
         return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
