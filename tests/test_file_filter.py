@@ -195,3 +195,15 @@ def test_tags_with_a_background_upload_are_refused_clearly(kb: TestClient) -> No
     form = {"knowledge_base_name": "kb", "tags": "a", "background": "true"}
     response = kb.post("/knowledge_base/upload_docs", data=form, files=[("files", ("z.md", b"pump", "text/plain"))])
     assert response.status_code == 422 and "update_file_tags" in response.text, response.text
+
+
+def test_tags_and_enabled_survive_a_rebuild(kb: TestClient) -> None:
+    kb.post(
+        "/knowledge_base/set_file_enabled", json={"knowledge_base_name": "kb", "file_name": "x.md", "enabled": False}
+    )
+    with kb.stream("POST", "/knowledge_base/recreate_vector_store", json={"knowledge_base_name": "kb"}) as response:
+        assert response.status_code == 200
+        "".join(response.iter_text())
+    rows = details(kb)
+    assert rows["guide.md"]["tags"] == ["manual", "2024"] and rows["x.md"]["enabled"] is False
+    assert search(kb) == {"guide.md", "faq.txt"}

@@ -114,6 +114,14 @@ def file_facts(session: Session, *, kb_id: int) -> list[Any]:
     return list(session.execute(query))
 
 
+def file_labels(session: Session, *, kb_id: int) -> dict[str, tuple[list[str], bool]]:
+    """{file name: (tags, enabled)}: what the user set on each file, which a rebuild must carry over."""
+    query = select(KnowledgeFile.file_name, KnowledgeFile.tags, KnowledgeFile.enabled).where(
+        KnowledgeFile.kb_id == kb_id
+    )
+    return {name: (list(tags or []), bool(enabled)) for name, tags, enabled in session.execute(query)}
+
+
 def count_files(session: Session, *, kb_id: int) -> int:
     return session.scalar(select(func.count()).where(KnowledgeFile.kb_id == kb_id)) or 0
 
