@@ -114,6 +114,11 @@ def file_facts(session: Session, *, kb_id: int) -> list[Any]:
     return list(session.execute(query))
 
 
+def has_disabled_files(session: Session, *, kb_id: int) -> bool:
+    query = select(KnowledgeFile.id).where(KnowledgeFile.kb_id == kb_id, KnowledgeFile.enabled.is_(False)).limit(1)
+    return session.scalar(query) is not None
+
+
 def file_labels(session: Session, *, kb_id: int) -> dict[str, tuple[list[str], bool]]:
     """{file name: (tags, enabled)}: what the user set on each file, which a rebuild must carry over."""
     query = select(KnowledgeFile.file_name, KnowledgeFile.tags, KnowledgeFile.enabled).where(

@@ -119,14 +119,20 @@ class SearchService:
     def _where(self, kb: KnowledgeBase, request: SearchQuery, file_name: str) -> dict[str, Any]:
         """The KB's store filter: the request's metadata and the allow-list of files its filter leaves."""
         where: dict[str, Any] = dict(request.metadata or {})
-        with self._catalog.session() as session:
-            facts = [FileFacts(*row) for row in repo.file_facts(session, kb_id=kb.id)]
-        allowed = allowed_sources(facts, request.filter)
+        allowed = self._allowed(kb, request.filter)
         if allowed is not None:
             where["source"] = AnyOf(allowed.values & {file_name}) if file_name else allowed
         elif file_name:
             where["source"] = file_name
         return where
+
+    def _allowed(self, kb: KnowledgeBase, wanted: FileFilter | None) -> AnyOf | None:
+        """The files that may answer; None (no allow-list) in the common case of no filter and no disabled file."""
+        with self._catalog.session() as session:
+            if (wanted is None or wanted.empty) and not repo.has_disabled_files(session, kb_id=kb.id):
+                return None
+            facts = [FileFacts(*row) for row in repo.file_facts(session, kb_id=kb.id)]
+        return allowed_sources(facts, wanted)
 
     def _search(
         self, names: list[str], kbs: list[KnowledgeBase], request: SearchRequest, query: SearchQuery, file_name: str
