@@ -207,3 +207,10 @@ def test_tags_and_enabled_survive_a_rebuild(kb: TestClient) -> None:
     rows = details(kb)
     assert rows["guide.md"]["tags"] == ["manual", "2024"] and rows["x.md"]["enabled"] is False
     assert search(kb) == {"guide.md", "faq.txt"}
+
+
+def test_a_file_asked_by_name_or_metadata_must_also_pass_the_filter(kb: TestClient) -> None:
+    assert search(kb, file_name="faq.txt", filter={"extensions": ["txt"]}) == {"faq.txt"}
+    assert search(kb, file_name="faq.txt", filter={"extensions": ["md"]}) == set()
+    assert search(kb, metadata={"source": "guide.md"}, filter={"extensions": ["md"]}) == {"guide.md"}
+    assert search(kb, metadata={"source": "guide.md"}, filter={"tags_any": ["faq"]}) == set()

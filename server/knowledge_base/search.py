@@ -119,9 +119,10 @@ class SearchService:
     def _where(self, kb: KnowledgeBase, request: SearchQuery, file_name: str) -> dict[str, Any]:
         """The KB's store filter: the request's metadata and the allow-list of files its filter leaves."""
         where: dict[str, Any] = dict(request.metadata or {})
+        named = file_name or where.get("source")  # a file asked for by name must also be allowed
         allowed = self._allowed(kb, request.filter)
         if allowed is not None:
-            where["source"] = AnyOf(allowed.values & {file_name}) if file_name else allowed
+            where["source"] = allowed if named is None else AnyOf(allowed.values & {named})
         elif file_name:
             where["source"] = file_name
         return where
