@@ -214,3 +214,31 @@ def test_a_file_asked_by_name_or_metadata_must_also_pass_the_filter(kb: TestClie
     assert search(kb, file_name="faq.txt", filter={"extensions": ["md"]}) == set()
     assert search(kb, metadata={"source": "guide.md"}, filter={"extensions": ["md"]}) == {"guide.md"}
     assert search(kb, metadata={"source": "guide.md"}, filter={"tags_any": ["faq"]}) == set()
+
+
+def test_web_ui_client_sends_the_filter_and_label_requests() -> None:
+    import httpx
+
+    from webui_pages.api_client import ApiClient
+
+    sent: list[tuple[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, json.loads(request.content)))
+        if request.url.path.endswith("search_docs"):
+            return httpx.Response(200, json=[])
+        return httpx.Response(200, json={"code": 200, "msg": "ok", "data": {}})
+
+    api = ApiClient("http://api.test", transport=httpx.MockTransport(answer))
+    api.search_docs("kb", "pump", top_k=5, score_threshold=0.0, tags_any=["faq"])
+    api.set_file_enabled("kb", "faq.txt", False)
+    api.update_file_tags("kb", "x.md", ["faq"])
+    assert sent[0][1]["filter"] == {"tags_any": ["faq"]}
+    assert sent[1] == (
+        "/knowledge_base/set_file_enabled",
+        {"knowledge_base_name": "kb", "file_name": "faq.txt", "enabled": False},
+    )
+    assert sent[2] == (
+        "/knowledge_base/update_file_tags",
+        {"knowledge_base_name": "kb", "file_name": "x.md", "tags": ["faq"]},
+    )

@@ -254,9 +254,17 @@ class ApiClient:
 
     # -- chunks and search -----------------------------------------------------------------------------------
     def search_docs(
-        self, kb: str | Sequence[str], query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+        self,
+        kb: str | Sequence[str],
+        query: str,
+        *,
+        top_k: int,
+        score_threshold: float,
+        search_mode: str = "",
+        tags_any: Sequence[str] = (),
     ) -> list[Chunk]:
-        """`search_mode` "" uses each KB's own default; several KBs give one fused list naming each hit's KB."""
+        """`search_mode` "" uses each KB's own default; several KBs give one fused list naming each hit's KB;
+        `tags_any` keeps files with any of those tags."""
         payload: dict[str, Any] = {
             "knowledge_base_name": kb_names(kb),
             "query": query,
@@ -265,6 +273,8 @@ class ApiClient:
         }
         if search_mode:
             payload["search_mode"] = search_mode
+        if tags_any:
+            payload["filter"] = {"tags_any": list(tags_any)}
         return [Chunk.from_api(row) for row in self._data("POST", "/knowledge_base/search_docs", json=payload)]
 
     def list_chunks(self, kb: str, file_name: str) -> list[Chunk]:

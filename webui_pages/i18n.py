@@ -84,6 +84,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "col_in_db": ("在向量库", "In store"),
     "col_custom": ("手动编辑", "Edited"),
     "col_tags": ("标签", "Tags"),
+    "search_tags": (
+        "只搜带这些标签之一的文件（逗号分隔，可留空）",
+        "Only files with any of these tags (comma-separated, optional)",
+    ),
     "col_enabled": ("启用", "Enabled"),
     "files_tags": ("选中文件的标签（逗号分隔）", "Tags of the selected files (comma-separated)"),
     "files_set_tags": ("设置标签", "Set tags"),
