@@ -26,6 +26,10 @@ class InvalidName(InvalidInput):
     """A knowledge-base name or file path that cannot be used."""
 
 
+class InvalidFilter(InvalidInput):
+    """A search filter or a file's tags that cannot be used (an unknown key, a bad date, an empty tag)."""
+
+
 class Unauthorized(ZhikuError):
     status_code = 401
 

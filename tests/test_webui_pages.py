@@ -122,6 +122,15 @@ def test_search_test_shows_ranked_chunks(api: FakeApi) -> None:
     assert ("search_docs", ("第一", 3, 0.0, "")) in api.calls
 
 
+def test_search_test_sends_the_tags_filter(api: FakeApi) -> None:
+    app = run_page(api)
+    app.radio(key="kb_section").set_value("search").run()
+    app.text_input(key="search_q_样例库").input("第一")
+    app.text_input(key="search_tags_样例库").input("手册, 2024")
+    click(app, "检索")
+    assert ("search_docs", ("第一", 3, 0.0, "", "手册", "2024")) in api.calls
+
+
 def test_search_test_sends_the_chosen_search_mode(api: FakeApi) -> None:
     app = run_page(api)
     app.radio(key="kb_section").set_value("search").run()

@@ -211,9 +211,16 @@ class FakeApi(ApiClient):
         return {}
 
     def search_docs(
-        self, kb: str | Sequence[str], query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+        self,
+        kb: str | Sequence[str],
+        query: str,
+        *,
+        top_k: int,
+        score_threshold: float,
+        search_mode: str = "",
+        tags_any: Sequence[str] = (),
     ) -> list[Chunk]:
-        self._check("search_docs", (query, top_k, score_threshold, search_mode))
+        self._check("search_docs", (query, top_k, score_threshold, search_mode, *tags_any))
         several = not isinstance(kb, str) and len(kb) > 1
         hits = []
         for rank, chunk in enumerate(self.chunks["a.md"]):

@@ -152,6 +152,14 @@ class ApiClient:
         data = self._data("GET", "/knowledge_base/list_folder_only_files", params={"knowledge_base_name": kb})
         return [str(name) for name in data]
 
+    def update_file_tags(self, kb: str, file_name: str, tags: Sequence[str]) -> None:
+        payload = {"knowledge_base_name": kb, "file_name": file_name, "tags": list(tags)}
+        self._data("POST", "/knowledge_base/update_file_tags", json=payload)
+
+    def set_file_enabled(self, kb: str, file_name: str, enabled: bool) -> None:
+        payload = {"knowledge_base_name": kb, "file_name": file_name, "enabled": enabled}
+        self._data("POST", "/knowledge_base/set_file_enabled", json=payload)
+
     def upload_docs(
         self,
         kb: str,
@@ -246,9 +254,17 @@ class ApiClient:
 
     # -- chunks and search -----------------------------------------------------------------------------------
     def search_docs(
-        self, kb: str | Sequence[str], query: str, *, top_k: int, score_threshold: float, search_mode: str = ""
+        self,
+        kb: str | Sequence[str],
+        query: str,
+        *,
+        top_k: int,
+        score_threshold: float,
+        search_mode: str = "",
+        tags_any: Sequence[str] = (),
     ) -> list[Chunk]:
-        """`search_mode` "" uses each KB's own default; several KBs give one fused list naming each hit's KB."""
+        """`search_mode` "" uses each KB's own default; several KBs give one fused list naming each hit's KB;
+        `tags_any` keeps files with any of those tags."""
         payload: dict[str, Any] = {
             "knowledge_base_name": kb_names(kb),
             "query": query,
@@ -257,6 +273,8 @@ class ApiClient:
         }
         if search_mode:
             payload["search_mode"] = search_mode
+        if tags_any:
+            payload["filter"] = {"tags_any": list(tags_any)}
         return [Chunk.from_api(row) for row in self._data("POST", "/knowledge_base/search_docs", json=payload)]
 
     def list_chunks(self, kb: str, file_name: str) -> list[Chunk]:

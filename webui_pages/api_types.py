@@ -41,6 +41,8 @@ class FileRow:
     updated_at: str
     in_folder: bool
     in_db: bool
+    tags: tuple[str, ...] = ()
+    enabled: bool = True  # False: kept, but never retrieved
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> FileRow:
@@ -55,6 +57,8 @@ class FileRow:
             updated_at=str(row.get("updated_at") or ""),
             in_folder=bool(row.get("in_folder")),
             in_db=bool(row.get("in_db")),
+            tags=tuple(str(tag) for tag in row.get("tags") or ()),
+            enabled=bool(row.get("enabled", True)),
         )
 
 

@@ -32,6 +32,8 @@ def table_columns(t: Translator, files: Sequence[FileRow]) -> dict[str, list[Any
         t("col_in_folder"): [yes if f.in_folder else no for f in files],
         t("col_in_db"): [yes if f.in_db else no for f in files],
         t("col_custom"): [yes if f.custom_docs else no for f in files],
+        t("col_tags"): [", ".join(f.tags) for f in files],
+        t("col_enabled"): [yes if f.enabled else no for f in files],
     }
 
 
@@ -76,6 +78,7 @@ def render_files(ui: UiContext, kb: KbInfo) -> None:
         st.info(t("files_empty"))
     picked = st.multiselect(t("files_selected"), names, key=picked_key, placeholder=t("files_choose"))
     _actions(ui, kb, [str(name) for name in picked])
+    _labels(ui, kb, [str(name) for name in picked])
     _folder_only(ui, kb)
 
 
@@ -105,6 +108,30 @@ def _actions(ui: UiContext, kb: KbInfo, picked: list[str]) -> None:
         with shows_errors(t):
             failed = ui.api.delete_docs(kb.name, picked, delete_content=True)
             _finish(t, t("files_deleted", n=len(picked) - len(failed)), failed)
+
+
+def split_tags(text: str) -> list[str]:
+    """Comma-separated tags, trimmed, empty ones dropped, each once."""
+    return list(dict.fromkeys(tag.strip() for tag in text.split(",") if tag.strip()))
+
+
+def _labels(ui: UiContext, kb: KbInfo, picked: list[str]) -> None:
+    """Tags and the enabled flag of the selected files (a disabled file stays, but searches never find it)."""
+    t = ui.t
+    tags_col, set_col, enable_col, disable_col = st.columns([3, 1, 1, 2])
+    text = tags_col.text_input(t("files_tags"), key=f"tags_{kb.name}", disabled=not picked)
+    if set_col.button(t("files_set_tags"), disabled=not picked, key=f"set_tags_{kb.name}"):
+        with shows_errors(t):
+            for name in picked:
+                ui.api.update_file_tags(kb.name, name, split_tags(text))
+            _finish(t, t("files_tags_set", n=len(picked)), {})
+    for column, enabled, done in ((enable_col, True, "files_enabled"), (disable_col, False, "files_disabled")):
+        label = t("files_enable" if enabled else "files_disable")
+        if column.button(label, disabled=not picked, key=f"enabled_{enabled}_{kb.name}"):
+            with shows_errors(t):
+                for name in picked:
+                    ui.api.set_file_enabled(kb.name, name, enabled)
+                _finish(t, t(done, n=len(picked)), {})
 
 
 def _finish(t: Translator, message: str, failed: dict[str, str]) -> None:

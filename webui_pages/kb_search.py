@@ -7,6 +7,7 @@ import streamlit as st
 from webui_pages.api_types import Chunk, KbInfo
 from webui_pages.common import UiContext, search_mode_picker, shows_errors
 from webui_pages.i18n import Translator
+from webui_pages.kb_files import split_tags
 
 
 def hit_title(t: Translator, rank: int, chunk: Chunk) -> str:
@@ -24,13 +25,21 @@ def render_search(ui: UiContext, kb: KbInfo) -> None:
         threshold = right.slider(t("score_threshold"), 0.0, 1.0, float(d.score_threshold), 0.01)
         inherited = kb.search_mode or d.search_mode
         mode = search_mode_picker(ui, inherited=inherited, key=f"search_mode_{kb.name}")
+        tags = st.text_input(t("search_tags"), key=f"search_tags_{kb.name}")
         submitted = st.form_submit_button(t("search_button"), type="primary")
     if not submitted:
         return
     if not query.strip():
         st.warning(t("search_empty_query"))
         return
-    hits = ui.api.search_docs(kb.name, query, top_k=int(top_k), score_threshold=float(threshold), search_mode=mode)
+    hits = ui.api.search_docs(
+        kb.name,
+        query,
+        top_k=int(top_k),
+        score_threshold=float(threshold),
+        search_mode=mode,
+        tags_any=split_tags(tags),
+    )
     if not hits:
         st.info(t("search_no_hits"))
         return

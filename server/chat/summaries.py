@@ -86,9 +86,9 @@ class SummaryService:
         return self._each_file(kb_name, names, request)
 
     def search(self, kb_name: str, query: str, top_k: int) -> list[SearchResult]:
-        """The KB's file summaries closest to `query` (files still in the KB only)."""
+        """The KB's file summaries closest to `query` (enabled files still in the KB only)."""
         kb = self._catalog.require(kb_name)
-        return self._index.search(kb, query, top_k, set(self._catalog.file_names(kb)))
+        return self._index.search(kb, query, top_k, set(self._catalog.enabled_file_names(kb)))
 
     async def _each_file(self, kb_name: str, names: list[str], request: SummaryRequest) -> AsyncGenerator[Event, None]:
         for index, name in enumerate(names, start=1):

@@ -66,6 +66,8 @@ class KnowledgeFile(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     custom_docs: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     ocr: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # some of its text was read by OCR
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)  # False: never retrieved
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(

@@ -107,6 +107,26 @@ def list_files(
     return list(session.scalars(query))
 
 
+def file_facts(session: Session, *, kb_id: int) -> list[Any]:
+    """Each file's name, extension, tags, mtime, created_at and enabled flag: what a search filter looks at."""
+    columns = (KnowledgeFile.file_name, KnowledgeFile.ext, KnowledgeFile.tags, KnowledgeFile.mtime)
+    query = select(*columns, KnowledgeFile.created_at, KnowledgeFile.enabled).where(KnowledgeFile.kb_id == kb_id)
+    return list(session.execute(query))
+
+
+def has_disabled_files(session: Session, *, kb_id: int) -> bool:
+    query = select(KnowledgeFile.id).where(KnowledgeFile.kb_id == kb_id, KnowledgeFile.enabled.is_(False)).limit(1)
+    return session.scalar(query) is not None
+
+
+def file_labels(session: Session, *, kb_id: int) -> dict[str, tuple[list[str], bool]]:
+    """{file name: (tags, enabled)}: what the user set on each file, which a rebuild must carry over."""
+    query = select(KnowledgeFile.file_name, KnowledgeFile.tags, KnowledgeFile.enabled).where(
+        KnowledgeFile.kb_id == kb_id
+    )
+    return {name: (list(tags or []), bool(enabled)) for name, tags, enabled in session.execute(query)}
+
+
 def count_files(session: Session, *, kb_id: int) -> int:
     return session.scalar(select(func.count()).where(KnowledgeFile.kb_id == kb_id)) or 0
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from server.db.models import utcnow
-from server.errors import FileNotInKnowledgeBase, InvalidInput, QueueUnavailable
+from server.errors import FileNotInKnowledgeBase, InvalidFilter, InvalidInput, QueueUnavailable
 from server.jobs.queue import JobQueue
 from server.jobs.registry import JobRegistry, NewFile
 from server.jobs.staging import JobFolders, settle_job
@@ -67,6 +67,8 @@ class JobService:
         kb = self._catalog.require(kb_name)
         if options.docs:
             raise InvalidInput("docs (chunks written by hand) cannot go with background=true; send them without it")
+        if options.tags is not None:  # a job records chunking only; its files get their tags once registered
+            raise InvalidFilter("tags cannot go with background=true; set them with update_file_tags after the job")
         params = for_kb(self._defaults.chunk_params(options.chunking), kb.ocr_mode)
         job_id = uuid.uuid4().hex
         try:

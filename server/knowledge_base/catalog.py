@@ -55,6 +55,11 @@ class KbCatalog:
         with self.session() as session:
             return [row.file_name for row in repo.list_files(session, kb_id=kb.id)]
 
+    def enabled_file_names(self, kb: KnowledgeBase) -> list[str]:
+        """The files searches may retrieve (a disabled file is kept but never answers)."""
+        with self.session() as session:
+            return [row.file_name for row in repo.list_files(session, kb_id=kb.id) if row.enabled]
+
     def registered(self, kb: KnowledgeBase) -> dict[str, tuple[str, bool]]:
         """{file_name: (sha256, custom_docs)} for the KB's registered files."""
         with self.session() as session:

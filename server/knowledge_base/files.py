@@ -14,6 +14,7 @@ from server.db.models import KnowledgeBase, iso_utc
 from server.db.repository import FileOrder
 from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName, LinkInContent, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.file_filter import checked_tags
 from server.knowledge_base.ingest import CustomDocs, Failures, FilePreparer, SourceFile, parse_custom_docs
 from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults, for_kb
 from server.knowledge_base.paths import prepare_target, validate_file_path
@@ -28,6 +29,7 @@ class UploadOptions:
     to_vector_store: bool = True
     chunking: Chunking = field(default_factory=Chunking)
     docs: str | dict[str, Any] | None = None  # custom chunks, as JSON text or an object (parse_custom_docs)
+    tags: Sequence[str] | None = None  # given: the uploaded files' tags; None keeps a replaced file's tags
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class FileDetail:
     updated_at: str
     in_folder: bool
     in_db: bool
+    tags: list[str] = field(default_factory=list)
+    enabled: bool = True  # False: kept, but never retrieved
 
 
 class FileService:
@@ -117,7 +121,33 @@ class FileService:
             iso_utc(row.updated_at),
             in_folder,
             True,
+            list(row.tags or []),
+            row.enabled,
         )
+
+    def set_tags(self, kb_name: str, file_name: str, tags: Sequence[str]) -> FileDetail:
+        """Replace a file's tags; the next search's filter sees them (no chunk is rewritten: see file_filter)."""
+        return self._set_labels(kb_name, file_name, tags=checked_tags(tags))
+
+    def set_enabled(self, kb_name: str, file_name: str, enabled: bool) -> FileDetail:
+        """Enable or disable a file without deleting it; a disabled file is never retrieved."""
+        return self._set_labels(kb_name, file_name, enabled=enabled)
+
+    def _set_labels(
+        self, kb_name: str, file_name: str, *, tags: list[str] | None = None, enabled: bool | None = None
+    ) -> FileDetail:
+        kb = self._catalog.require(kb_name)
+        name = validate_file_path(file_name)
+        with self._catalog.session() as session:
+            row = repo.get_file(session, kb_id=kb.id, file_name=name)
+            if row is None:
+                raise FileNotInKnowledgeBase(f"{name} is not a file of {kb_name!r}; see list_files")
+            if tags is not None:
+                row.tags = tags
+            if enabled is not None:
+                row.enabled = enabled
+            session.flush()
+            return self._detail(kb, row)
 
     def folder_only_files(self, kb_name: str) -> list[str]:
         """Files in the content folder that were never vectorized."""
@@ -130,16 +160,26 @@ class FileService:
         params = for_kb(self._defaults.chunk_params(options.chunking), kb.ocr_mode)
         custom = parse_custom_docs(options.docs)
         root = self._storage.staging_dir(kb_name) / uuid.uuid4().hex
+        tags = checked_tags(options.tags) if options.tags is not None else None
         try:
             staged = stage_uploads(root, uploads, self._max_upload_bytes)
             failed = self._ingest(kb, staged, params, options, custom)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         uploaded = {item.file_name for item in staged}
+        if tags is not None:
+            self._tag_uploaded(kb, [name for name in uploaded if name not in failed], tags)
         others = {name: chunks for name, chunks in custom.items() if name not in uploaded}
         if others and options.to_vector_store:  # Chatchat applies every key of `docs`, files not uploaded now too
             failed.update(self._custom_for_kept_files(kb, others, options.chunking))
         return failed
+
+    def _tag_uploaded(self, kb: KnowledgeBase, names: Sequence[str], tags: list[str]) -> None:
+        with self._catalog.session() as session:
+            for name in names:
+                row = repo.get_file(session, kb_id=kb.id, file_name=name)
+                if row is not None:  # to_vector_store=false registers nothing: its files have no tags to keep
+                    row.tags = tags
 
     def _custom_for_kept_files(self, kb: KnowledgeBase, custom: CustomDocs, chunking: Chunking) -> Failures:
         failed: Failures = {}

@@ -132,9 +132,11 @@ class KbLifecycle(JournaledWrites):
         `rebuild_target`) already names both."""
         old = self._storage.spec(kb)
         with self._catalog.session() as session:
+            labels = repo.file_labels(session, kb_id=kb.id)  # the user's tags and enabled flags outlive a rebuild
             session.execute(delete(KnowledgeFile).where(KnowledgeFile.kb_id == kb.id))
             for prepared, ids in done:
-                repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
+                file = repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
+                file.tags, file.enabled = labels.get(file.file_name, ([], True))
             row = repo.require_kb(session, kb.name)
             row.vs_type, row.embed_model, row.vs_collection = new.vs_type, new.embed_model, new.collection
             self._journal.commit(session, entry)

@@ -29,6 +29,7 @@ from server.retrieval.keyword_index import KeywordIndex, bm25_to_score, coverage
 from server.retrieval.modes import Fusion, SearchMode
 from server.retrieval.reranker import CrossEncoderReranker
 from server.vectorstores.base import Hit, VectorStore
+from server.vectorstores.checks import metadata_matches
 
 # The keyword side's weight in hybrid mode is its best hit's coverage of the query to this power.
 COVERAGE_POWER = 1.0
@@ -52,6 +53,7 @@ class SearchTarget:
     store: VectorStore
     embed_query: Callable[[str], Vectors]
     keywords: KeywordIndex | None = None
+    where: Mapping[str, Any] | None = None  # its own filter (its allow-list of files), beside the request's
     model: str = ""  # the embedding model's name: which calibration curve its cosines take
 
 
@@ -72,17 +74,30 @@ def dense_hits(target: SearchTarget, query: str, limit: int, where: Mapping[str,
 def keyword_hits(target: SearchTarget, query: str, limit: int, where: Mapping[str, Any] | None) -> list[Hit]:
     if target.keywords is None:
         raise ValueError(f"{target.name}: a keyword search needs the target's keyword index")
-    # A metadata filter is applied after BM25, so ask for more to still fill `limit`.
-    found = target.keywords.search(query, limit * 5 if where else limit)
+    # The keyword index knows no metadata, so a filter is checked on the chunks BM25 ranks. Asking for five times
+    # `limit` fills it usually; when it does not and more matches exist, every match is checked, so a narrow
+    # filter still finds its chunks (never "top_k, then filter").
+    fetch = limit * 5 if where else limit
+    hits, matched = _filtered_keyword_hits(target.keywords, target.store, query, fetch, where)
+    if where and len(hits) < limit and matched == fetch:
+        everything = max(target.keywords.count(), fetch + 1)
+        hits, _ = _filtered_keyword_hits(target.keywords, target.store, query, everything, where)
+    return hits[:limit]
+
+
+def _filtered_keyword_hits(
+    keywords: KeywordIndex, store: VectorStore, query: str, fetch: int, where: Mapping[str, Any] | None
+) -> tuple[list[Hit], int]:
+    """The BM25 hits among the best `fetch` that match `where`, and how many BM25 found before filtering."""
+    found = keywords.search(query, fetch)
     scores = {item.id: bm25_to_score(item.bm25) for item in found}
-    chunks = target.store.get([item.id for item in found])
-    wanted = dict(where or {})
+    chunks = store.get([item.id for item in found])
     hits = [
         Hit(chunk.id, chunk.text, chunk.metadata, scores[chunk.id])
         for chunk in chunks
-        if all(chunk.metadata.get(key) == value for key, value in wanted.items())
+        if metadata_matches(chunk.metadata, where)
     ]
-    return hits[:limit]
+    return hits, len(found)
 
 
 class Searcher:
@@ -120,14 +135,15 @@ class Searcher:
         """One dense and/or one keyword list per target. In hybrid mode the keyword searches run on the pool while
         this thread embeds the query and searches the vectors: SQLite and FAISS both release the GIL, so a hybrid
         search costs about the slower of the two sides rather than their sum."""
-        query, where = request.query, request.where
+        query = request.query
         pending: dict[int, Future[list[Hit]]] = {
-            index: self._pool.submit(keyword_hits, target, query, limit, where)
+            index: self._pool.submit(keyword_hits, target, query, limit, _where(request, target))
             for index, target in enumerate(targets)
             if target.mode == "hybrid"
         }
         lists: list[list[KbHit]] = []
         for index, target in enumerate(targets):
+            where = _where(request, target)
             if target.mode in ("dense", "hybrid"):
                 lists.append(self._dense(target, dense_hits(target, query, limit, where)))
             if target.mode == "keyword":
@@ -154,6 +170,11 @@ class Searcher:
             share = coverage(query, hit.text)
             scored.append(_Covered(target.name, _with_score(hit, calibration.keyword_score(hit.score)), share))
         return scored
+
+
+def _where(request: SearchRequest, target: SearchTarget) -> dict[str, Any] | None:
+    merged = {**(request.where or {}), **(target.where or {})}
+    return merged or None
 
 
 def _fuse(lists: list[list[KbHit]]) -> list[KbHit]:

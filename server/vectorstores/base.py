@@ -6,7 +6,7 @@ cosine similarity clamped to [0, 1] (higher is better), so `score_threshold` mea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +29,19 @@ class Hit:
     text: str
     metadata: dict[str, Any]
     score: float
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """A `where` value that matches when the metadata's string value is any of `values` (none: nothing matches).
+
+    How the knowledge-base layer hands a store its allow-list of files (see server.knowledge_base.file_filter);
+    each backend applies it inside its search, never on hits fetched first."""
+
+    values: frozenset[str]
+
+    def __init__(self, values: Iterable[str]) -> None:
+        object.__setattr__(self, "values", frozenset(values))
 
 
 def cosine_to_score(cosine: float) -> float:
@@ -67,7 +80,8 @@ class VectorStore(Protocol):
         score_threshold: float = 0.0,
         where: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
-        """Nearest chunks, best first; `where` keeps chunks whose metadata has those key/values."""
+        """Nearest chunks, best first; `where` keeps chunks whose metadata has those key/values (a value may be
+        an `AnyOf`: one of several strings)."""
 
     def get(self, ids: Sequence[str]) -> list[StoredChunk]:
         """Chunks by id, in the order asked; unknown ids are skipped."""

@@ -10,8 +10,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from server.errors import InvalidInput
-from server.vectorstores.base import Vectors
+from server.vectorstores.base import AnyOf, Vectors
 
+_MISSING = object()  # equal to nothing, so a key absent from the metadata never matches
 MAX_METADATA_DEPTH = 16
 MAX_METADATA_BYTES = 65_536  # also Milvus' limit for one JSON field
 
@@ -105,3 +106,29 @@ def _check_depth(value: Any, depth: int) -> None:
     for child in children:
         if isinstance(child, Mapping | list | tuple):
             _check_depth(child, depth + 1)
+
+
+def metadata_matches(metadata: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
+    """Whether `metadata` has every key/value of `where` (an `AnyOf` value: one of its strings)."""
+    if not where:
+        return True
+    for key, wanted in where.items():
+        value = metadata.get(key, _MISSING)
+        if isinstance(wanted, AnyOf):
+            if not isinstance(value, str) or value not in wanted.values:
+                return False
+        elif value != wanted:
+            return False
+    return True
+
+
+def matches_nothing(where: Mapping[str, Any] | None) -> bool:
+    """Whether `where` holds an empty `AnyOf`, so a search can answer [] without asking its backend."""
+    return bool(where) and any(isinstance(v, AnyOf) and not v.values for v in (where or {}).values())
+
+
+def split_where(where: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, AnyOf]]:
+    """`where` as its plain equalities and its `AnyOf` memberships, for backends that write them differently."""
+    equal = {k: v for k, v in (where or {}).items() if not isinstance(v, AnyOf)}
+    member = {k: v for k, v in (where or {}).items() if isinstance(v, AnyOf)}
+    return equal, member

@@ -14,7 +14,7 @@ import numpy as np
 
 from server.errors import DuplicateChunkId, InvalidInput, StoreMissing
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
-from server.vectorstores.checks import checked_batch, query_row
+from server.vectorstores.checks import checked_batch, metadata_matches, query_row
 from server.vectorstores.rwlock import ReadWriteLock
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class MemoryStore:
         query = query_row(vector, self._dim, top_k)[0]
         with self._lock.read():
             self._check_exists()
-            rows = [row for row, meta in enumerate(self._metadatas) if _matches(meta, where)]
+            rows = [row for row, meta in enumerate(self._metadatas) if metadata_matches(meta, where)]
             cosines = self._matrix[rows] @ query if rows else np.zeros(0, np.float32)
             best = np.argsort(-cosines, kind="stable")[:top_k]
             hits = [self._hit(rows[index], float(cosines[index])) for index in best]
@@ -125,10 +125,6 @@ class MemoryStore:
     def _check_exists(self) -> None:
         if not self._exists:
             raise StoreMissing(f"the in-memory store {self._name!r} was dropped or never created")
-
-
-def _matches(metadata: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-    return not where or all(key in metadata and metadata[key] == value for key, value in where.items())
 
 
 def open_store(spec: StoreSpec, options: StoreOptions) -> MemoryStore:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from server.errors import InvalidInput
+from server.vectorstores.base import AnyOf
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SPECIAL = re.compile(r'[\\"\n\r\t]')
@@ -52,13 +53,24 @@ def scalar_literal(value: Any) -> str:
 
 
 def metadata_filter(field: str, where: Mapping[str, Any]) -> str:
-    """`field["k"] == v and ...` for each key/value of `where`; an empty string for no filter."""
+    """`field["k"] == v and ...` for each key/value of `where` (`field["k"] in [...]` for an `AnyOf`, which must
+    not be empty); an empty string for no filter."""
     parts = []
     for key, value in where.items():
         if not isinstance(key, str):
             raise InvalidInput(f"metadata filter keys must be strings, got {key!r}")
-        parts.append(f"{field}[{string_literal(key)}] == {scalar_literal(value)}")
+        if isinstance(value, AnyOf):
+            parts.append(any_of(f"{field}[{string_literal(key)}]", value))
+        else:
+            parts.append(f"{field}[{string_literal(key)}] == {scalar_literal(value)}")
     return " and ".join(parts)
+
+
+def any_of(path: str, allowed: AnyOf) -> str:
+    """`(path == "a" or path == "b")`: Milvus Lite refuses `in` on a JSON path, so membership is spelled out."""
+    if not allowed.values:
+        raise InvalidInput("an empty AnyOf matches nothing; the store answers it without Milvus")
+    return "(" + " or ".join(f"{path} == {string_literal(value)}" for value in sorted(allowed.values)) + ")"
 
 
 def in_list(field: str, values: Iterable[str]) -> str:

@@ -34,7 +34,7 @@ from server.errors import (
     StoreUnavailable,
 )
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
-from server.vectorstores.checks import Batch, checked_batch, query_row
+from server.vectorstores.checks import Batch, checked_batch, matches_nothing, query_row
 from server.vectorstores.milvus_expr import in_list, is_writable, metadata_filter
 from server.vectorstores.milvus_pool import POOL, Endpoint
 
@@ -146,6 +146,8 @@ class MilvusStore:
     ) -> list[Hit]:
         """Nearest chunks; `top_k` is capped at Milvus' limit of 16,384."""
         query = query_row(vector, self._dim, top_k)
+        if matches_nothing(where):
+            return []
         limit = min(top_k, MAX_TOP_K)
         expression = metadata_filter("metadata", where) if where else ""
         with self._calls("search") as client:

@@ -60,7 +60,7 @@ from server.errors import (
     ZhikuError,
 )
 from server.vectorstores.base import Hit, StoredChunk, Vectors, cosine_to_score
-from server.vectorstores.checks import checked_batch, plain_metadata, query_row
+from server.vectorstores.checks import checked_batch, matches_nothing, plain_metadata, query_row, split_where
 from server.vectorstores.pg_engine import describe_url, shared_engine
 
 if TYPE_CHECKING:
@@ -188,11 +188,21 @@ class PgStore:
         where: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         query = query_row(vector, self._dim, top_k)[0]
+        if matches_nothing(where):
+            return []
         columns = self._table.c
         distance = columns["embedding"].cosine_distance(query)
         statement = select(columns["id"], columns["text"], columns["metadata"], distance).order_by(distance)
-        if where:
-            statement = statement.where(columns["metadata"].contains(plain_metadata([where])[0]))
+        equal, member = split_where(where)
+        if equal:
+            statement = statement.where(columns["metadata"].contains(plain_metadata([equal])[0]))
+        for key, allowed in member.items():
+            # `->>` also turns a number into text; an AnyOf matches strings only, as in every backend.
+            value = columns["metadata"][key]
+            statement = statement.where(
+                func.jsonb_typeof(value) == "string",
+                value.astext == any_(_text_array(sorted(allowed.values))),
+            )
         with self._transaction("search") as conn:
             ef_search = min(max(MIN_EF_SEARCH, top_k), _MAX_EF_SEARCH)
             conn.execute(

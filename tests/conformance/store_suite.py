@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from server.errors import DuplicateChunkId, InvalidInput, StoreDimensionMismatch, StoreMissing
-from server.vectorstores.base import Vectors, VectorStore
+from server.vectorstores.base import AnyOf, Vectors, VectorStore
 
 DIM = 16
 
@@ -155,6 +155,19 @@ class StoreConformance:
         both = store.search(vectors[0], top_k=20, where={"source": "doc1.md", "page": 9})
         assert [hit.id for hit in both] == [ids[9]]
         assert store.search(vectors[0], top_k=5, where={"source": "missing.md"}) == []
+
+    def test_where_any_of_keeps_the_allowed_files_only(self, store: VectorStore) -> None:
+        ids, vectors = add_sample(store)
+        allowed = AnyOf(["doc1.md", "doc3.md", "unknown.md"])
+        hits = store.search(vectors[0], top_k=20, where={"source": allowed})
+        assert sorted(hit.id for hit in hits) == sorted(ids[i] for i in range(20) if i % 4 in (1, 3))
+        # Applied inside the search: top_k is filled from allowed chunks, not cut from the global top_k.
+        assert len(store.search(vectors[0], top_k=3, where={"source": AnyOf(["doc2.md"])})) == 3
+        both = store.search(vectors[0], top_k=20, where={"source": allowed, "page": 7})
+        assert [hit.id for hit in both] == [ids[7]]
+        assert store.search(vectors[0], top_k=5, where={"source": AnyOf([])}) == []
+        # Strings only: a number's text does not match.
+        assert store.search(vectors[0], top_k=5, where={"page": AnyOf(["3"])}) == []
 
     def test_returned_metadata_is_a_copy(self, store: VectorStore) -> None:
         ids, vectors = add_sample(store, n=3)

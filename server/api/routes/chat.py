@@ -15,6 +15,7 @@ from pydantic import Field
 from server.api.deps import Agent, Chat
 from server.api.envelope import Envelope
 from server.api.fields import KB_NAMES_HELP, ModelFields, RequestBody, SearchFields
+from server.api.filters import FILTER_HELP, SearchFilter, file_filter
 from server.api.schemas import AgentEventOut, AnswerEventOut, ChatEventOut, Reply
 from server.api.sse import EventStream, event_schema, respond
 from server.knowledge_base.search import SearchQuery
@@ -31,6 +32,7 @@ class ChatBody(ModelFields):
 class KbChatBody(ModelFields, SearchFields):
     knowledge_base_name: str | list[str] = Field(examples=["samples"], description=KB_NAMES_HELP)
     search_mode: SearchMode | None = Field(None, description=SEARCH_MODE_HELP)
+    filter: SearchFilter | None = Field(None, description=FILTER_HELP)
     with_summaries: bool = Field(
         False, description="also answer from the closest file summary (kb_summary_api): for whole-document questions"
     )
@@ -79,7 +81,9 @@ async def chat(chat: Chat, body: ChatBody) -> Response:
     responses=event_schema(AnswerEventOut),
 )
 async def knowledge_base_chat(chat: Chat, body: KbChatBody, request: Request) -> Response:
-    search = SearchQuery(body.query, body.top_k, body.score_threshold, search_mode=body.search_mode)
+    search = SearchQuery(
+        body.query, body.top_k, body.score_threshold, search_mode=body.search_mode, filter=file_filter(body.filter)
+    )
     events = await chat.knowledge_base_chat(
         body.query,
         body.knowledge_base_name,

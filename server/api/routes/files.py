@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from server.api.deps import Chunks, Files, Jobs, KnowledgeBases
 from server.api.envelope import Envelope, failures_response
 from server.api.fields import OCR_HELP, ChunkingFields, RequestBody
-from server.api.schemas import FailedFilesOut, FailedIdsOut, FilePageOut, JobView, Reply
+from server.api.filters import parse_tags
+from server.api.schemas import FailedFilesOut, FailedIdsOut, FileDetail, FilePageOut, JobView, Reply
 from server.db.repository import FileOrder
 from server.knowledge_base.files import UpdateOptions, UploadOptions
 from server.knowledge_base.params import Chunking
@@ -25,6 +26,7 @@ _BACKGROUND = "answer 202 with a job at once; follow it at /knowledge_base/jobs/
 _QUEUED: dict[int | str, dict[str, Any]] = {
     202: {"model": Reply[JobView], "description": "background=true: the files are staged and queued as this job"}
 }
+_TAGS_HELP = 'the uploaded files\' tags: comma-separated ("manual, 2024") or a JSON list (["manual", "2024"])'
 _BINARY: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 }
@@ -85,17 +87,48 @@ async def upload_docs(
     zh_title_enhance: Annotated[bool | None, Form()] = None,
     ocr: Annotated[OcrMode | None, Form(description=OCR_HELP)] = None,
     docs: Annotated[str | None, Form(description='{"file": [{"page_content", "metadata"}]} as JSON')] = None,
+    tags: Annotated[str | None, Form(description=_TAGS_HELP)] = None,
     not_refresh_vs_cache: Annotated[bool, Form()] = False,
     background: Annotated[bool, Form(description=_BACKGROUND)] = False,
 ) -> Envelope:
     chunking = Chunking(chunk_size, chunk_overlap, zh_title_enhance, ocr)
     sent = [(upload.filename, upload.file) for upload in uploads]
-    options = UploadOptions(override, to_vector_store, chunking, docs)
+    options = UploadOptions(override, to_vector_store, chunking, docs, parse_tags(tags))
     if background and to_vector_store:  # the job records the KB's OCR mode as it is now
         job = await run_in_threadpool(jobs.submit_upload, knowledge_base_name, sent, options)
         return Envelope(job, f"queued {job.total_files} files as job {job.job_id}", 202)
     failed = await run_in_threadpool(files.upload, knowledge_base_name, sent, options)
     return failures_response(failed, len(sent), f"uploaded {len(sent) - len(failed)} files")
+
+
+class UpdateFileTags(RequestBody):
+    knowledge_base_name: str
+    file_name: str = Field(min_length=1)
+    tags: list[str] = Field(max_length=64, description="the file's new tags (replacing the old ones); [] clears them")
+
+
+@router.post(
+    "/update_file_tags",
+    summary="Replace a file's tags (search filters see them at once)",
+    response_model=Reply[FileDetail],
+)
+def update_file_tags(files: Files, body: UpdateFileTags) -> Envelope:
+    detail = files.set_tags(body.knowledge_base_name, body.file_name, body.tags)
+    return Envelope(detail, f"{detail.file_name} has {len(detail.tags)} tags")
+
+
+class SetFileEnabled(RequestBody):
+    knowledge_base_name: str
+    file_name: str = Field(min_length=1)
+    enabled: bool = Field(description="false: keep the file but never retrieve it; true: retrieve it again")
+
+
+@router.post(
+    "/set_file_enabled", summary="Enable or disable a file without deleting it", response_model=Reply[FileDetail]
+)
+def set_file_enabled(files: Files, body: SetFileEnabled) -> Envelope:
+    detail = files.set_enabled(body.knowledge_base_name, body.file_name, body.enabled)
+    return Envelope(detail, f"{detail.file_name} is {'enabled' if detail.enabled else 'disabled'}")
 
 
 class DeleteDocs(RequestBody):

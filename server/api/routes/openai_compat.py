@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from server.api.deps import Chat, Embeddings, Models
 from server.api.envelope import describe_validation, openai_error
 from server.api.fields import MAX_TOKENS_LIMIT, SearchFields
+from server.api.filters import FILTER_HELP, SearchFilter, file_filter
 from server.api.openai_schemas import ChatCompletion, EmbeddingList, ModelList
 from server.api.sse import event_line
 from server.chat.llm_client import DEFAULT_TEMPERATURE, ChatDelta, ChatParams, collect
@@ -81,6 +82,7 @@ class CompletionBody(SearchFields):
         None, description="answer from this knowledge base (or these, fused), citing sources"
     )
     search_mode: SearchMode | None = Field(None, description=SEARCH_MODE_HELP)
+    filter: SearchFilter | None = Field(None, description=FILTER_HELP)
     prompt_name: str = "default"
 
     def params(self) -> ChatParams:
@@ -143,7 +145,9 @@ async def list_models(models: Models, embeddings: Embeddings) -> dict[str, Any]:
 )
 async def chat_completions(chat: Chat, body: CompletionBody) -> Response:
     options = ChatOptions(body.model, body.params(), body.prompt_name)
-    search = SearchQuery("", body.top_k, body.score_threshold, search_mode=body.search_mode)
+    search = SearchQuery(
+        "", body.top_k, body.score_threshold, search_mode=body.search_mode, filter=file_filter(body.filter)
+    )
     model, deltas = await chat.completion(body.chat_messages(), options, body.knowledge_base_name, search)
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from server.api.deps import Search
 from server.api.fields import KB_NAMES_HELP, RequestBody, ScoreThreshold
+from server.api.filters import FILTER_HELP, SearchFilter, file_filter
 from server.api.schemas import DocumentOut
 from server.knowledge_base.search import SearchQuery
 from server.retrieval.modes import SEARCH_MODE_HELP, SearchMode
@@ -29,6 +30,7 @@ class SearchDocs(RequestBody):
     fetch_k: int | None = Field(
         None, ge=1, le=1000, description="candidates per list for hybrid fusion / reranking; default max(4*top_k, 20)"
     )
+    filter: SearchFilter | None = Field(None, description=FILTER_HELP)
 
     @field_validator("top_k")
     @classmethod
@@ -39,7 +41,14 @@ class SearchDocs(RequestBody):
 
     def search_query(self) -> SearchQuery:
         return SearchQuery(
-            self.query, self.top_k, self.score_threshold, self.file_name, self.metadata, self.search_mode, self.fetch_k
+            self.query,
+            self.top_k,
+            self.score_threshold,
+            self.file_name,
+            self.metadata,
+            self.search_mode,
+            self.fetch_k,
+            file_filter(self.filter),
         )
 
 
