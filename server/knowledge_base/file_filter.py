@@ -99,7 +99,7 @@ def checked_tags(tags: Iterable[str]) -> list[str]:
     """Trimmed, de-duplicated tags in the given order; refuses empty, over-long or too many tags."""
     cleaned = list(dict.fromkeys(tag.strip() for tag in tags))
     if any(not tag for tag in cleaned):
-        raise InvalidFilter("a tag is empty; give tags as non-empty strings, e.g. [\"manual\", \"2024\"]")
+        raise InvalidFilter('a tag is empty; give tags as non-empty strings, e.g. ["manual", "2024"]')
     if any(len(tag) > MAX_TAG_CHARS for tag in cleaned):
         raise InvalidFilter(f"a tag is longer than {MAX_TAG_CHARS} characters; shorten it")
     if len(cleaned) > MAX_TAGS:

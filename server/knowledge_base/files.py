@@ -6,7 +6,6 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from server.db import repository as repo
@@ -16,7 +15,7 @@ from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidName, Li
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.file_filter import checked_tags
 from server.knowledge_base.ingest import CustomDocs, Failures, FilePreparer, SourceFile, parse_custom_docs
-from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults, for_kb
+from server.knowledge_base.params import Chunking, ChunkParams, KbDefaults, for_kb
 from server.knowledge_base.paths import prepare_target, validate_file_path
 from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.uploads import Upload, stage_uploads

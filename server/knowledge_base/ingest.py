@@ -171,7 +171,9 @@ class FilePreparer:
         self.limits = limits
         self._ocr = ocr
 
-    def prepare_one(self, path: Path, file_name: str, params: ChunkParams, custom: Sequence[Any] | None = None) -> PreparedFile:
+    def prepare_one(
+        self, path: Path, file_name: str, params: ChunkParams, custom: Sequence[Any] | None = None
+    ) -> PreparedFile:
         """One file, parsed or (with `custom`) built from hand-written chunks, within the limits."""
         if custom is not None:
             return prepare_custom(path, file_name, custom, params, self.limits)

@@ -22,13 +22,8 @@ from sqlalchemy import delete
 from server.db import repository as repo
 from server.db.models import KnowledgeBase, KnowledgeFile, new_collection_name
 from server.errors import ZhikuError
-from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import PreparedFile
 from server.knowledge_base.journal import COMMITTED, JournaledWrites, JournalEntry
-from server.knowledge_base.keywords import KeywordIndexes
-from server.knowledge_base.locks import KbLocks
-from server.knowledge_base.probes import CrashProbes
-from server.knowledge_base.storage import KbStorage
 from server.vectorstores.registry import StoreSpec
 
 log = logging.getLogger(__name__)
@@ -45,7 +40,6 @@ class NewKb:
 
 
 class KbLifecycle(JournaledWrites):
-
     # -- create and drop ----------------------------------------------------------------------------------------
 
     def create(self, new: NewKb) -> KnowledgeBase:
@@ -125,7 +119,9 @@ class KbLifecycle(JournaledWrites):
         self._unmake(new)
         self._journal.finish(entry)
 
-    def switch(self, kb: KnowledgeBase, new: StoreSpec, done: Sequence[tuple[PreparedFile, list[str]]], entry: int) -> None:
+    def switch(
+        self, kb: KnowledgeBase, new: StoreSpec, done: Sequence[tuple[PreparedFile, list[str]]], entry: int
+    ) -> None:
         """Point the registry at the rebuilt store and keyword index (one transaction), then drop the old ones.
 
         The caller holds the KB's lock and has filled and closed the new store and keyword index; `entry` (from
@@ -135,7 +131,9 @@ class KbLifecycle(JournaledWrites):
             labels = repo.file_labels(session, kb_id=kb.id)  # the user's tags and enabled flags outlive a rebuild
             session.execute(delete(KnowledgeFile).where(KnowledgeFile.kb_id == kb.id))
             for prepared, ids in done:
-                file = repo.save_file(session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas)
+                file = repo.save_file(
+                    session, kb_id=kb.id, record=prepared.record, vs_ids=ids, metas=prepared.metadatas
+                )
                 file.tags, file.enabled = labels.get(file.file_name, ([], True))
             row = repo.require_kb(session, kb.name)
             row.vs_type, row.embed_model, row.vs_collection = new.vs_type, new.embed_model, new.collection
@@ -164,4 +162,3 @@ class KbLifecycle(JournaledWrites):
             self._unmake(self._storage.spec_of(entry.payload[side], data_dir))
         else:
             raise ValueError(f"KbLifecycle cannot recover a {entry.kind!r} entry")
-

@@ -9,7 +9,6 @@ from server.ocr import check_mode as check_ocr_mode
 from server.retrieval.modes import SearchMode
 from server.splitter import ChineseRecursiveTextSplitter
 
-
 MAX_CHUNK_SIZE = 100_000  # units; a chunk this long is past what any embedding model reads
 
 
@@ -72,8 +71,9 @@ class KbDefaults:
     def check_query(self, query: str) -> None:
         if len(query) > self.max_query_chars:
             raise FileTooLarge(
-                f"the query has {len(query):,} characters, more than {self.max_query_chars:,} (limits.max_query_chars); "
-                "ask a shorter question: long ones hold the query embedder and slow every other search down"
+                f"the query has {len(query):,} characters, more than {self.max_query_chars:,} "
+                "(limits.max_query_chars); ask a shorter question: long ones hold the query embedder and slow "
+                "every other search down"
             )
 
     def search_limits(self, top_k: int | None, score_threshold: float | None) -> tuple[int, float]:

@@ -18,12 +18,12 @@ from server.errors import InvalidInput, KnowledgeBaseNotFound, ZhikuError
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.ingest import FilePreparer, PreparedFile
 from server.knowledge_base.keywords import KeywordIndexes
-from server.knowledge_base.locks import KbLocks
-from server.knowledge_base.params import ChunkParams, Chunking, KbDefaults, for_kb
-from server.knowledge_base.storage import KbStorage
 from server.knowledge_base.lifecycle import KbLifecycle
+from server.knowledge_base.locks import KbLocks
+from server.knowledge_base.params import Chunking, ChunkParams, KbDefaults, for_kb
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.service import KnowledgeBaseService
+from server.knowledge_base.storage import KbStorage
 from server.vectorstores.base import VectorStore
 from server.vectorstores.registry import StoreSpec
 
@@ -124,7 +124,9 @@ class RebuildService:
         log.info("rebuilt %s: %d files into %s/%s", kb.name, len(done), spec.vs_type, spec.embed_model)
         return build.failed
 
-    def _build(self, build: _Build, spec: StoreSpec, names: list[str], custom: dict[str, list[dict[str, Any]]]) -> Built:
+    def _build(
+        self, build: _Build, spec: StoreSpec, names: list[str], custom: dict[str, list[dict[str, Any]]]
+    ) -> Built:
         """Fill the new store and keyword index (closed when this returns)."""
         build.store.create()
         done = self._fill(build, names, custom)
@@ -211,5 +213,3 @@ class RebuildService:
 def _drain(events: queue.Queue[Any]) -> Iterator[RebuildProgress | RebuildDone]:
     while (event := events.get()) is not None:
         yield event
-
-

@@ -129,7 +129,9 @@ class Recovery:
         if old_index.is_file() and not new_index.exists():
             for suffix in ("-journal", ""):  # a hot journal goes with its file, first
                 if old_index.with_name(old_index.name + suffix).exists():
-                    os.replace(old_index.with_name(old_index.name + suffix), new_index.with_name(new_index.name + suffix))
+                    os.replace(
+                        old_index.with_name(old_index.name + suffix), new_index.with_name(new_index.name + suffix)
+                    )
 
     # -- leftovers ----------------------------------------------------------------------------------------------
 

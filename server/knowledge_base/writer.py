@@ -26,15 +26,10 @@ from sqlalchemy.orm import Session
 from server.db import repository as repo
 from server.db.models import KnowledgeBase, KnowledgeFile
 from server.embeddings.base import Vectors
-from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidInput, InvalidName, StorageError, ZhikuError
-from server.knowledge_base.catalog import KbCatalog
+from server.errors import DuplicateFile, FileNotInKnowledgeBase, InvalidInput, StorageError, ZhikuError
 from server.knowledge_base.ingest import Failures, PreparedFile
 from server.knowledge_base.journal import COMMITTED, JournaledWrites, JournalEntry
-from server.knowledge_base.keywords import KeywordIndexes
-from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.paths import prepare_target
-from server.knowledge_base.probes import CrashProbes
-from server.knowledge_base.storage import KbStorage
 from server.vectorstores.base import VectorStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +56,6 @@ class _Planned:
 
 
 class KbWriter(JournaledWrites):
-
     # -- files ----------------------------------------------------------------------------------------------
 
     def commit(
@@ -95,7 +89,9 @@ class KbWriter(JournaledWrites):
                 log.error("could not register %d files in %s: %s", len(stored), kb.name, error)
                 self._undo_files(store, payload)
                 self._journal.finish(entry)
-                failed.update({p.prepared.record.file_name: StorageError("the registry refused the write") for p in stored})
+                failed.update(
+                    {p.prepared.record.file_name: StorageError("the registry refused the write") for p in stored}
+                )
                 return failed
             self._probes.reached("files:committed")
             self._finish_files(store, payload)
@@ -126,10 +122,14 @@ class KbWriter(JournaledWrites):
         for item in planned:
             source = item.prepared.source_path
             staged = _journal_path(source, data_dir) if move and source is not None else None
-            entries.append({"name": item.prepared.record.file_name, "new_ids": item.ids, "old_ids": [], "staged": staged})
+            entries.append(
+                {"name": item.prepared.record.file_name, "new_ids": item.ids, "old_ids": [], "staged": staged}
+            )
         return {"store": self._storage.ref(self._storage.spec(kb)), "files": entries}
 
-    def _store(self, kb: KnowledgeBase, store: VectorStore, planned: list[_Planned], failed: Failures) -> list[_Planned]:
+    def _store(
+        self, kb: KnowledgeBase, store: VectorStore, planned: list[_Planned], failed: Failures
+    ) -> list[_Planned]:
         """Add each file's chunks to the store and the keyword index; a file the store refuses is left out."""
         stored = []
         for item in planned:
