@@ -48,7 +48,7 @@ def test_kb_chat_without_llm_streams_docs_and_says_no_model(kb: TestClient) -> N
     assert len(docs) == 2 and docs[0].startswith("出处 [1] [")
     assert "/knowledge_base/download_doc?knowledge_base_name=%E6%89%8B%E5%86%8C&file_name=" in docs[0]
     one = events(kb.post("/chat/knowledge_base_chat", json={**body, "stream": False}))
-    assert len(one) == 1 and one[0]["answer"] == NO_LLM_ANSWER and len(one[0]["docs"]) == 2
+    assert len(one) == 1 and one[0]["answer"].startswith(NO_LLM_ANSWER) and len(one[0]["docs"]) == 2
 
 
 def test_chinese_is_sent_as_utf8_not_escapes(kb: TestClient) -> None:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.chat.citations import markdown_citations, numbered_context, plain_sources
 from server.chat.conversations import ChatMessage, ConversationStore
+from server.chat.extractive import extractive_answer
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
@@ -31,10 +32,11 @@ Event = dict[str, Any]
 KbKind = Literal["knowledge_base_chat", "file_chat", "search_engine_chat"]
 
 NO_LLM_ANSWER = (
-    "（未配置大语言模型，这不是模型的回答：下面只列出为您的问题检索到的文档。）\n"
-    f"No LLM is configured, so this is not a model's answer: below are only the documents retrieved for your "
-    f"question. To get answers, {HOW_TO_CONFIGURE}."
+    "（未配置大语言模型，这不是模型的回答：下面是从检索到的文档中摘录的句子。）\n"
+    f"No LLM is configured, so this is not a model's answer: below are sentences extracted from the documents "
+    f"retrieved for your question. To get answers, {HOW_TO_CONFIGURE}."
 )
+NO_MATCHING_SENTENCE = "\n\n（没有与问题相符的句子，请查看出处。）/ No sentence matches the question; see the sources."
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,7 @@ class ChatService:
         """Events {"answer": piece}… then {"docs": [citations]}; one {"answer", "docs"} when not streaming."""
         answer = await self.kb_answer(query, kind=kind, retrieve=retrieve, history=history, options=options)
         docs = markdown_citations(answer.results, links.kb_name, links.base_url)
-        events = _answer_events(answer.deltas, docs)
+        events = _answer_events(answer.deltas, docs, _extracted(query, answer))
         return events if stream else _single(events, "answer")
 
 
@@ -321,11 +323,20 @@ async def _text_events(
         save("".join(parts))  # also when the client went away: the partial answer is what it saw
 
 
+def _extracted(query: str, answer: KbAnswer) -> str:
+    """The extractive answer shown when no LLM is configured (and nothing to compute when one is)."""
+    if answer.deltas is not None:
+        return ""
+    sentences = extractive_answer(query, answer.results)
+    return f"\n\n{sentences}" if sentences else NO_MATCHING_SENTENCE
+
+
 async def _answer_events(
-    deltas: AsyncGenerator[ChatDelta, None] | None, docs: list[str]
+    deltas: AsyncGenerator[ChatDelta, None] | None, docs: list[str], extracted: str = ""
 ) -> AsyncGenerator[Event, None]:
     if deltas is None:
-        yield {"answer": NO_LLM_ANSWER}
+        yield {"answer": NO_LLM_ANSWER}  # its own event: clients can tell the label from the extracted text
+        yield {"answer": extracted}
     else:
         try:
             async for delta in deltas:
