@@ -11,7 +11,9 @@ SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 Fusion = Literal["rrf", "weighted"]  # how hybrid mode joins its dense and keyword lists
 KbSearchMode = Literal["", SearchMode]  # a KB's own mode; "" follows the global kb.search_mode
 
-SEARCH_MODE_HELP = "dense, keyword (BM25) or hybrid (rank fusion of both); default: the KB's own, else kb.search_mode"
+SEARCH_MODE_HELP = (
+    "dense, keyword (BM25) or hybrid (both, fused by kb.fusion); default: the KB's own, else kb.search_mode"
+)
 
 
 def check_mode(mode: str) -> SearchMode:

@@ -161,7 +161,7 @@ class Searcher:
         return [_rescored(KbHit(target.name, hit), calibration.dense_score(target.model, hit.score)) for hit in hits]
 
     def _keyword(self, target: SearchTarget, query: str, hits: list[Hit]) -> list[KbHit]:
-        """Keyword hits, calibrated; each keeps its coverage of the query in `_coverage` for the fusion."""
+        """Keyword hits, calibrated; each keeps its coverage of the query for the fusion."""
         calibration = self._calibration
         if calibration is None:
             return [KbHit(target.name, hit) for hit in hits]
@@ -192,15 +192,15 @@ class _Covered(KbHit):
 
 def _weighted_pair(dense: list[KbHit], keyword: list[KbHit]) -> list[KbHit]:
     """One target's calibrated dense and keyword lists as one: each chunk's weighted mean relevance, the keyword
-    side weighing its best hit's coverage of the query. A chunk one side did not return takes that side's lowest
-    score (it ranked below it there)."""
+    side weighing its best hit's coverage of the query. A chunk the dense side did not return takes its lowest
+    score; one the keyword side did not return takes 0 (it may share no word with the query)."""
     if not keyword or not dense:
         return dense or keyword
     top = keyword[0]
     weight = (top.coverage if isinstance(top, _Covered) else 1.0) ** COVERAGE_POWER
     dense_scores = {item.hit.id: item.hit.score for item in dense}
     keyword_scores = {item.hit.id: item.hit.score for item in keyword}
-    dense_floor, keyword_floor = dense[-1].hit.score, keyword[-1].hit.score
+    dense_floor = dense[-1].hit.score  # every chunk has some cosine: the list's last bounds one it left out
     fused = []
     for item in {item.hit.id: item for item in [*keyword, *dense]}.values():
         d = dense_scores.get(item.hit.id, dense_floor)
