@@ -56,7 +56,8 @@ def test_kb_lifecycle_over_http(tmp_path: Path) -> None:
 
         hits = _search(client, "RAG 检索增强生成是什么")
         assert hits and hits[0]["metadata"]["source"] == "应用/技术原理.md"
-        assert all(0 <= h["score"] <= 1 for h in hits) and hits[0]["score"] > 0.5
+        # A calibrated relevance (docs/retrieval.md): 0.2-0.3 already keeps mostly relevant chunks.
+        assert all(0 <= h["score"] <= 1 for h in hits) and hits[0]["score"] > 0.2
         pdf_chunks = client.post(
             "/knowledge_base/search_docs", json={"knowledge_base_name": KB, "file_name": "formats/ocr_test.pdf"}
         ).json()
