@@ -151,7 +151,7 @@ class Searcher:
             if index in pending:
                 lists.append(self._keyword(target, query, pending.pop(index).result()))
                 if self._fusion == "weighted":
-                    lists[-2:] = [_weighted_pair(lists[-2], lists[-1])]
+                    lists[-2:] = [_weighted_pair(query, lists[-2], lists[-1])]
         return lists
 
     def _dense(self, target: SearchTarget, hits: list[Hit]) -> list[KbHit]:
@@ -161,15 +161,10 @@ class Searcher:
         return [_rescored(KbHit(target.name, hit), calibration.dense_score(target.model, hit.score)) for hit in hits]
 
     def _keyword(self, target: SearchTarget, query: str, hits: list[Hit]) -> list[KbHit]:
-        """Keyword hits, calibrated; each keeps its coverage of the query for the fusion."""
         calibration = self._calibration
         if calibration is None:
             return [KbHit(target.name, hit) for hit in hits]
-        scored: list[KbHit] = []
-        for hit in hits:
-            share = coverage(query, hit.text)
-            scored.append(_Covered(target.name, _with_score(hit, calibration.keyword_score(hit.score)), share))
-        return scored
+        return [_rescored(KbHit(target.name, hit), calibration.keyword_score(hit.score)) for hit in hits]
 
 
 def _where(request: SearchRequest, target: SearchTarget) -> dict[str, Any] | None:
@@ -185,19 +180,13 @@ def _fuse(lists: list[list[KbHit]]) -> list[KbHit]:
     return [_rescored(by_key[key], score) for key, score in fused]
 
 
-@dataclass(frozen=True)
-class _Covered(KbHit):
-    coverage: float = 0.0
-
-
-def _weighted_pair(dense: list[KbHit], keyword: list[KbHit]) -> list[KbHit]:
+def _weighted_pair(query: str, dense: list[KbHit], keyword: list[KbHit]) -> list[KbHit]:
     """One target's calibrated dense and keyword lists as one: each chunk's weighted mean relevance, the keyword
     side weighing its best hit's coverage of the query. A chunk the dense side did not return takes its lowest
     score; one the keyword side did not return takes 0 (it may share no word with the query)."""
     if not keyword or not dense:
         return dense or keyword
-    top = keyword[0]
-    weight = (top.coverage if isinstance(top, _Covered) else 1.0) ** COVERAGE_POWER
+    weight = coverage(query, keyword[0].hit.text) ** COVERAGE_POWER  # only the best hit's: one text to tokenize
     dense_scores = {item.hit.id: item.hit.score for item in dense}
     keyword_scores = {item.hit.id: item.hit.score for item in keyword}
     dense_floor = dense[-1].hit.score  # every chunk has some cosine: the list's last bounds one it left out
@@ -216,12 +205,9 @@ def _merged(lists: list[list[KbHit]]) -> list[KbHit]:
     return sorted((item for ranked in lists for item in ranked), key=lambda item: item.hit.score, reverse=True)
 
 
-def _with_score(hit: Hit, score: float) -> Hit:
-    return Hit(hit.id, hit.text, hit.metadata, score)
-
-
 def _rescored(item: KbHit, score: float) -> KbHit:
-    return KbHit(item.kb, _with_score(item.hit, score))
+    hit = item.hit
+    return KbHit(item.kb, Hit(hit.id, hit.text, hit.metadata, score))
 
 
 def _rerank(reranker: CrossEncoderReranker, query: str, candidates: list[KbHit]) -> list[KbHit]:
