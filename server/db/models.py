@@ -194,3 +194,37 @@ class IngestJobFile(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     job: Mapped[IngestJob] = relationship(back_populates="files")
+
+
+class ApiKey(Base):
+    """A key scoped to some knowledge bases (issued by the admin key). Only a SHA-256 of the secret is kept;
+    `prefix` (its first characters) lets people tell keys apart. `kbs` lists the KB names it reaches; `right` is
+    "read" (search, chat, download) or "write" (also upload, delete, edit, rebuild)."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    name: Mapped[str] = mapped_column(String(128), default="", nullable=False)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    kbs: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    right: Mapped[str] = mapped_column(String(8), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class AuditEntry(Base):
+    """One write request: who (`actor`: "admin", "anonymous" or "key:<id>"), what (`action`, the route), which
+    KB and files, when, and its result (the HTTP status)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    action: Mapped[str] = mapped_column(String(128), nullable=False)
+    kb_name: Mapped[str] = mapped_column(String(64), default="", index=True, nullable=False)
+    files: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    detail: Mapped[str] = mapped_column(Text, default="", nullable=False)
