@@ -11,6 +11,8 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from configs import Settings
+from server.auth.audit import AuditLog
+from server.auth.keys import KeyService
 from server.bootstrap_chat import build_chat
 from server.chat.agent.service import AgentService
 from server.chat.llm_client import DEFAULT_TEMPERATURE, LlmClient
@@ -105,6 +107,8 @@ class Services:
     server_configs: ServerConfigs
     jobs: JobService
     job_runtime: JobRuntime
+    keys: KeyService
+    audit: AuditLog
     folder_sync: FolderSync
     _watcher: FolderWatcher | None  # set when the API watches the synced KBs' folders
     warmer: Warmer
@@ -272,6 +276,8 @@ def build_services(
         server_configs=server_configs(settings, talk.prompts),
         jobs=jobs,
         job_runtime=job_runtime,
+        keys=KeyService(catalog.sessions, enabled=settings.api.api_key is not None),
+        audit=AuditLog(catalog.sessions),
         folder_sync=folder_sync,
         _watcher=watcher,
         warmer=Warmer(catalog, search, settings.kb.warm_up_kbs),

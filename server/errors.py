@@ -293,3 +293,24 @@ class ToolCallingUnsupported(ZhikuError):
     """Agent chat with a model that cannot call tools (our worker's models, or an endpoint that refuses `tools`)."""
 
     status_code = 422
+
+
+class Forbidden(ZhikuError):
+    """The key is valid but its scope does not allow this (a read key asked to write, a scoped key asked for an
+    admin route)."""
+
+    status_code = 403
+
+
+class ApiKeyNotFound(ZhikuError):
+    status_code = 404
+
+
+class KeysDisabled(ZhikuError):
+    """Scoped keys need the admin key (api.api_key) to be set first."""
+
+    status_code = 409
+
+
+class ApiKeyRevoked(ZhikuError):
+    status_code = 409

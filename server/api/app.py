@@ -13,10 +13,14 @@ from starlette.middleware.cors import CORSMiddleware
 
 from configs import Settings
 from server import __version__
+from server.api.access import authorize
+from server.api.audit_trail import AuditTrail
 from server.api.deps import bearer_scheme
 from server.api.envelope import install_error_handlers
 from server.api.guards import ApiKeyGuard, BodyLimit, HidePaths
 from server.api.routes import (
+    api_keys,
+    audit,
     chat,
     files,
     finetune,
@@ -35,6 +39,7 @@ from server.api.routes import (
 )
 from server.api.schemas import ERROR_RESPONSES
 from server.api.sse import EventStream
+from server.auth.principal import Principal
 from server.bootstrap import Services, build_services
 
 
@@ -74,6 +79,15 @@ def hidden_roots(settings: Settings) -> dict[str, str]:
     return roots
 
 
+def _services(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+def _authenticate(app: FastAPI, token: str) -> Principal:
+    return _services(app).keys.authenticate(token)
+
+
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """Build the app; its services (registry, embeddings, stores, chat) are built at start-up unless given."""
 
@@ -95,7 +109,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     api_key = settings.api.api_key
     install_error_handlers(app)
     app.include_router(health.router)
-    protected = [Depends(bearer_scheme)]
+    protected = [Depends(bearer_scheme), Depends(authorize)]
     for module in (
         knowledge_bases,
         files,
@@ -110,13 +124,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         finetune,
         server_info,
         other,
+        api_keys,
+        audit,
     ):
         app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)
     app.openapi = _documented(app)  # type: ignore[method-assign]  # FastAPI's documented extension point
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.add_middleware(HidePaths, roots=hidden_roots(settings))
-    app.add_middleware(ApiKeyGuard, key=api_key.get_secret_value() if api_key else None)  # outside: first to answer
+    app.add_middleware(AuditTrail, record=lambda entry: _services(app).audit.record(entry))  # sees hidden paths
+    key = api_key.get_secret_value() if api_key else None
+    app.add_middleware(ApiKeyGuard, key=key, authenticate=lambda token: _authenticate(app, token))  # answers first
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["*"], allow_headers=["*"]

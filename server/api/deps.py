@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from server.auth.audit import AuditLog
+from server.auth.keys import KeyService
 from server.bootstrap import Services
 from server.chat.agent.service import AgentService
 from server.chat.model_service import ModelService
@@ -94,6 +96,14 @@ def _prompts(services: AppServices) -> PromptTemplates:
     return services.prompts
 
 
+def _keys(services: AppServices) -> KeyService:
+    return services.keys
+
+
+def _audit(services: AppServices) -> AuditLog:
+    return services.audit
+
+
 def _server_configs(services: AppServices) -> ServerConfigs:
     return services.server_configs
 
@@ -114,10 +124,12 @@ Finetune = Annotated[FinetuneRuns, Depends(_finetune)]
 TempKnowledge = Annotated[TempKnowledgeStore, Depends(_temp_knowledge)]
 Prompts = Annotated[PromptTemplates, Depends(_prompts)]
 Configs = Annotated[ServerConfigs, Depends(_server_configs)]
+Keys = Annotated[KeyService, Depends(_keys)]
+Audit = Annotated[AuditLog, Depends(_audit)]
 
 _bearer = HTTPBearer(auto_error=False)
 
 
 def bearer_scheme(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    """Declares the Bearer scheme for /docs ("Authorize"); server.api.guards.ApiKeyGuard enforces it, before a
-    request's body is read."""
+    """Declares the Bearer scheme for /docs ("Authorize"); server.api.guards.ApiKeyGuard checks the key before a
+    request's body is read, server.api.access.authorize what the key may do."""

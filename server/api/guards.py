@@ -1,4 +1,4 @@
-"""ASGI guards that answer before a request's body is read: the API key, then the body size.
+"""ASGI guards that answer before a request's body is read (the API key, then the body size), and the audit trail.
 
 Both run outside FastAPI's routing, so a request without the key is refused before a byte of its body is read,
 and a body over the limit is cut off while it streams in, whether or not it declared a Content-Length.
@@ -8,37 +8,77 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.envelope import Envelope, openai_error
+from server.auth.keys import SECRET_PREFIX
+from server.auth.principal import ADMIN, ANONYMOUS, Principal
+from server.errors import Unauthorized
 
 OPEN_PATHS = frozenset({"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+ANONYMOUS_OPEN = Principal("anonymous", frozenset(), "read")
+"""Who calls an open path without a key: reaches no knowledge base (only /health and the docs are open)."""
 
 
-def key_matches(authorization: str | None, expected: str) -> bool:
-    scheme, _, token = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), expected.encode())
+def bearer_token(scope: Scope) -> str | None:
+    authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def key_matches(token: str, expected: str) -> bool:
+    return secrets.compare_digest(token.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+Authenticate = Callable[[str], Principal]
+"""A scoped key's principal (server.auth.keys.KeyService.authenticate); raises Unauthorized."""
 
 
 class ApiKeyGuard:
-    """With an API key set, every path but the open ones needs `Authorization: Bearer <key>` (401 otherwise)."""
+    """Tells who is calling, before a byte of the body is read, and puts it in the request's state.
 
-    def __init__(self, app: ASGIApp, key: str | None) -> None:
+    With no API key set everyone is ANONYMOUS and may do everything. With one, every path but the open ones needs
+    `Authorization: Bearer <key>`: the admin key, or a scoped key the admin issued (401 otherwise). What a scoped
+    key may do is decided per route by server.api.access.authorize."""
+
+    def __init__(self, app: ASGIApp, key: str | None, authenticate: Authenticate) -> None:
         self.app = app
         self.key = key
+        self._authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.key is not None and scope["path"] not in OPEN_PATHS:
-            headers = dict(scope["headers"])
-            authorization = headers.get(b"authorization", b"").decode("latin-1")
-            if scope["method"] != "OPTIONS" and not key_matches(authorization, self.key):
-                message = "missing or wrong API key: send the header 'Authorization: Bearer <api.api_key>'"
-                refusal = openai_error(401, message, "Unauthorized") if scope["path"].startswith("/v1/") else None
-                await (refusal or Envelope(None, message, 401))(scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self._principal(scope)
+        except Unauthorized as refusal:
+            await self._refuse(scope, refusal.message)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+    async def _principal(self, scope: Scope) -> Principal:
+        if self.key is None:
+            return ANONYMOUS
+        if scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            return ANONYMOUS_OPEN
+        token = bearer_token(scope)
+        if token is not None and key_matches(token, self.key):
+            return ADMIN
+        if token is not None and token.startswith(SECRET_PREFIX):
+            return await run_in_threadpool(self._authenticate, token)
+        raise Unauthorized("missing or wrong API key: send the header 'Authorization: Bearer <key>'")
+
+    @staticmethod
+    def _refuse(scope: Scope, message: str) -> ASGIApp:
+        if scope["path"].startswith("/v1/"):
+            return openai_error(401, message, "Unauthorized")
+        return Envelope(None, message, 401)
 
 
 class HidePaths:

@@ -40,10 +40,15 @@ def get_kb(session: Session, name: str) -> KnowledgeBase | None:
 def require_kb(session: Session, name: str) -> KnowledgeBase:
     kb = get_kb(session, name)
     if kb is None:
-        raise KnowledgeBaseNotFound(
-            f"knowledge base {name!r} does not exist; list them with GET /knowledge_base/list_knowledge_bases"
-        )
+        raise kb_not_found(name)
     return kb
+
+
+def kb_not_found(name: str) -> KnowledgeBaseNotFound:
+    """The one answer for a KB that does not exist, also given to a key that may not know it exists."""
+    return KnowledgeBaseNotFound(
+        f"knowledge base {name!r} does not exist; list them with GET /knowledge_base/list_knowledge_bases"
+    )
 
 
 def list_kbs(session: Session) -> list[KnowledgeBase]:

@@ -7,7 +7,7 @@ processes) never both take a file: `claim` moves files from queued to parsing an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,7 +145,7 @@ class JobRegistry:
         with self._catalog.session() as session:
             job = session.get(IngestJob, job_id)
             if job is None:
-                raise JobNotFound(_not_found(job_id))
+                raise JobNotFound(job_not_found(job_id))
             counts = _counts(session, job_id)
             if job.state in JOB_ENDED or any(counts.get(state, 0) for state in ("queued", *ACTIVE_FILE)):
                 return job.state
@@ -312,7 +312,9 @@ class JobRegistry:
             rows = session.scalars(query.order_by(*failed_first).offset(offset).limit(limit)).all()
             return job, list(rows)
 
-    def jobs(self, kb_name: str | None, state: JobState | None, limit: int) -> list[tuple[IngestJob, dict[str, Any]]]:
+    def jobs(
+        self, kb_name: str | None, state: JobState | None, limit: int, among: Collection[str] | None = None
+    ) -> list[tuple[IngestJob, dict[str, Any]]]:
         """The newest jobs first, each with its file counts by state and its byte totals."""
         with self._catalog.session() as session:
             query = select(IngestJob).order_by(IngestJob.created_at.desc(), IngestJob.id).limit(limit)
@@ -320,6 +322,8 @@ class JobRegistry:
                 query = query.where(IngestJob.kb_name == kb_name)
             if state is not None:
                 query = query.where(IngestJob.state == state)
+            if among is not None:  # the KBs a scoped API key reaches
+                query = query.where(IngestJob.kb_name.in_(sorted(among)))
             return [(job, self._summary(session, job.id)) for job in session.scalars(query)]
 
     def summary(self, job_id: str) -> dict[str, Any]:
@@ -352,7 +356,7 @@ class JobRegistry:
     def _require(self, session: Session, job_id: str) -> IngestJob:
         job = session.get(IngestJob, job_id)
         if job is None:
-            raise JobNotFound(_not_found(job_id))
+            raise JobNotFound(job_not_found(job_id))
         return job
 
     @staticmethod
@@ -375,5 +379,5 @@ def _counts(session: Session, job_id: str) -> dict[str, int]:
     return {state: int(count) for state, count in rows}
 
 
-def _not_found(job_id: str) -> str:
+def job_not_found(job_id: str) -> str:
     return f"job {job_id!r} does not exist; list jobs with GET /knowledge_base/jobs"

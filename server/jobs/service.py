@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from server.db.models import utcnow
-from server.errors import FileNotInKnowledgeBase, InvalidFilter, InvalidInput, QueueUnavailable
+from server.errors import FileNotInKnowledgeBase, InvalidFilter, InvalidInput, JobNotFound, QueueUnavailable
 from server.jobs.queue import JobQueue
-from server.jobs.registry import JobRegistry, NewFile
+from server.jobs.registry import JobRegistry, NewFile, job_not_found
 from server.jobs.staging import JobFolders, settle_job
 from server.jobs.states import JOB_ENDED, FileState, JobState
 from server.jobs.views import JobView, job_view
@@ -124,8 +124,22 @@ class JobService:
         job, _ = self._registry.get(job_id)
         return job_view(job, self._registry.summary(job_id))
 
-    def jobs(self, kb_name: str | None = None, state: JobState | None = None, limit: int = 50) -> list[JobView]:
-        return [job_view(job, summary) for job, summary in self._registry.jobs(kb_name, state, limit)]
+    def jobs(
+        self,
+        kb_name: str | None = None,
+        state: JobState | None = None,
+        limit: int = 50,
+        among: Collection[str] | None = None,
+    ) -> list[JobView]:
+        """The newest jobs, of one KB or of those `among` names (None: every KB)."""
+        return [job_view(job, summary) for job, summary in self._registry.jobs(kb_name, state, limit, among)]
+
+    def kb_of(self, job_id: str) -> str:
+        """The knowledge base a job ingests into; raises JobNotFound."""
+        kb_name = self._registry.kb_of(job_id)
+        if kb_name is None:
+            raise JobNotFound(job_not_found(job_id))
+        return kb_name
 
     def cancel(self, job_id: str) -> JobView:
         """Cancel a queued or running job: its queued files now, those in work before their next stage."""

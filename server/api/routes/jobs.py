@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
+from server.api.access import Caller
 from server.api.deps import Jobs
 from server.api.envelope import Envelope
 from server.api.schemas import JobView, Reply
@@ -23,11 +24,12 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, description="the job_id
 @router.get("", summary="Jobs, newest first (filter by knowledge base and state)", response_model=Reply[list[JobView]])
 def list_jobs(
     jobs: Jobs,
+    caller: Caller,
     knowledge_base_name: str | None = None,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Envelope:
-    return Envelope(jobs.jobs(knowledge_base_name, state, limit))
+    return Envelope(jobs.jobs(knowledge_base_name, state, limit, among=caller.kbs))
 
 
 @router.get("/{job_id}", summary="One job: its files' states, counts, throughput, ETA", response_model=Reply[JobView])

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import Field
 
+from server.api.access import Caller
 from server.api.deps import Jobs, KnowledgeBases
 from server.api.envelope import Envelope
 from server.api.fields import KbOcrMode, RequestBody
@@ -34,8 +35,8 @@ class CreateKb(RequestBody):
 
 
 @router.get("/list_knowledge_bases", summary="List knowledge base names", response_model=Reply[list[str]])
-def list_knowledge_bases(kbs: KnowledgeBases) -> Envelope:
-    return Envelope(kbs.list_names())
+def list_knowledge_bases(kbs: KnowledgeBases, caller: Caller) -> Envelope:
+    return Envelope([name for name in kbs.list_names() if caller.sees(name)])
 
 
 @router.get(
@@ -43,8 +44,8 @@ def list_knowledge_bases(kbs: KnowledgeBases) -> Envelope:
     summary="Knowledge bases with store, model and file count",
     response_model=Reply[list[KbSummary]],
 )
-def list_knowledge_base_details(kbs: KnowledgeBases) -> Envelope:
-    return Envelope(kbs.list_details())
+def list_knowledge_base_details(kbs: KnowledgeBases, caller: Caller) -> Envelope:
+    return Envelope([kb for kb in kbs.list_details() if caller.sees(kb.name)])
 
 
 @router.post("/create_knowledge_base", summary="Create a knowledge base", response_model=Reply[KbSummary])
