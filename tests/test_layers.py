@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "server.db": 1,
     "server.llm": 1,
     "server.retrieval": 2,
+    "server.auth": 2,  # API keys, their scopes, and the audit log (registry tables)
     "configs": 3,
     "server.integrations": 3,  # for LangChain apps; nothing in the server imports it
     "server.knowledge_base": 4,

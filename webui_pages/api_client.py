@@ -349,3 +349,23 @@ class ApiClient:
 
     def health(self) -> None:
         self._send("GET", "/health")
+
+    # -- API keys and the audit log (the admin's) -------------------------------------------------------------
+    def list_keys(self) -> list[dict[str, Any]]:
+        keys: list[dict[str, Any]] = self._data("GET", "/api_keys")
+        return keys
+
+    def create_key(self, name: str, kbs: Sequence[str], right: str, expires_at: str | None) -> dict[str, Any]:
+        payload = {"name": name, "knowledge_bases": list(kbs), "right": right, "expires_at": expires_at}
+        made: dict[str, Any] = self._data("POST", "/api_keys", json=payload)
+        return made
+
+    def revoke_key(self, key_id: str) -> None:
+        self._data("POST", f"/api_keys/{quote(key_id, safe='')}/revoke")
+
+    def audit(self, limit: int = 200) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = self._data("GET", "/audit", params={"limit": limit})
+        return entries
+
+    def audit_csv(self) -> bytes:
+        return self._send("GET", "/audit/export").content

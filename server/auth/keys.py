@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -44,11 +44,10 @@ class KeyView:
 
 
 @dataclass(frozen=True)
-class NewKey:
+class NewKey(KeyView):
     """A key just created: `key` is its secret, returned this once and never again."""
 
     key: str
-    view: KeyView
 
 
 def digest(secret: str) -> str:
@@ -76,7 +75,7 @@ class KeyService:
         with session_scope(self._sessions) as session:
             session.add(row)
             session.flush()
-            return NewKey(secret, _view(row))
+            return NewKey(**asdict(_view(row)), key=secret)
 
     def list(self) -> list[KeyView]:
         with session_scope(self._sessions) as session:
