@@ -86,6 +86,9 @@ class VectorStore(Protocol):
     def get(self, ids: Sequence[str]) -> list[StoredChunk]:
         """Chunks by id, in the order asked; unknown ids are skipped."""
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        """The stored vector of each known id (shape (dim,), float32); unknown ids are left out. For exports."""
+
     def count(self) -> int: ...
 
     def flush(self) -> None:

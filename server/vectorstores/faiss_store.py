@@ -190,6 +190,15 @@ class FaissStore:
             found = [(i, self._docs[i]) for i in ids if i in self._docs]
         return [StoredChunk(i, doc.text, copy.deepcopy(doc.metadata)) for i, doc in found]
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        """One copy of the index per call (as a flush makes): ask for many ids at once."""
+        with self._lock.read():
+            self._check_exists()
+        snapshot = self._snapshot()
+        row_of = {int(label): row for row, label in enumerate(snapshot.labels)}
+        wanted = [(i, snapshot.docs[i].iid) for i in ids if i in snapshot.docs]
+        return {i: np.array(snapshot.vectors[row_of[iid]], dtype=np.float32) for i, iid in wanted if iid in row_of}
+
     def count(self) -> int:
         with self._lock.read():
             self._check_exists()

@@ -104,6 +104,11 @@ class MemoryStore:
             rows = [self._row[i] for i in ids if i in self._row]
             return [StoredChunk(self._ids[r], self._texts[r], copy.deepcopy(self._metadatas[r])) for r in rows]
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        with self._lock.read():
+            self._check_exists()
+            return {i: self._matrix[self._row[i]].copy() for i in ids if i in self._row}
+
     def count(self) -> int:
         with self._lock.read():
             self._check_exists()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
@@ -171,6 +172,15 @@ class MilvusStore:
                 rows = self._query(client, in_list("id", wanted[start : start + LOOKUP_BATCH]), ["id", *_FIELDS])
                 found.update((row["id"], StoredChunk(row["id"], row["text"], dict(row["metadata"]))) for row in rows)
         return [found[i] for i in ids if i in found]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        wanted = _storable(list(dict.fromkeys(ids)))
+        found: dict[str, Vectors] = {}
+        with self._calls("read vectors") as client:
+            for start in range(0, len(wanted), LOOKUP_BATCH):
+                rows = self._query(client, in_list("id", wanted[start : start + LOOKUP_BATCH]), ["id", "vector"])
+                found.update((row["id"], np.asarray(row["vector"], dtype=np.float32)) for row in rows)
+        return found
 
     def count(self) -> int:
         with self._calls("count chunks") as client:

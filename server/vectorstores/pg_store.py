@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from pgvector.sqlalchemy import VECTOR
@@ -225,6 +226,15 @@ class PgStore:
         found = {row[0]: (row[1], row[2]) for row in rows}
         # A fresh dict per returned chunk, so callers may edit what they get.
         return [StoredChunk(i, found[i][0], copy.deepcopy(found[i][1])) for i in ids if i in found]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        if not ids:
+            return {}
+        columns = self._table.c
+        statement = select(columns["id"], columns["embedding"]).where(columns["id"] == any_(_text_array(list(ids))))
+        with self._transaction("read vectors") as conn:
+            rows = conn.execute(statement).all()
+        return {row[0]: np.asarray(row[1], dtype=np.float32) for row in rows}
 
     def count(self) -> int:
         with self._transaction("count chunks") as conn:

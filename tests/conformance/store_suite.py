@@ -204,6 +204,16 @@ class StoreConformance:
         assert chunks[0].metadata == {"source": "doc0.md", "page": 4}
         assert store.get([]) == []
 
+    def test_vectors_come_back_as_stored(self, store: VectorStore) -> None:
+        ids, vectors = add_sample(store, n=6)
+        store.delete([ids[2]])
+        found = store.vectors([ids[5], "nope", ids[2], ids[0]])
+        assert sorted(found) == sorted([ids[5], ids[0]])
+        np.testing.assert_allclose(found[ids[5]], vectors[5], atol=1e-5)
+        np.testing.assert_allclose(found[ids[0]], vectors[0], atol=1e-5)
+        assert found[ids[0]].dtype == np.float32 and found[ids[0]].shape == (store.dim,)
+        assert store.vectors([]) == {}
+
     def test_count_follows_adds_and_deletes(self, store: VectorStore) -> None:
         assert store.count() == 0
         ids, _ = add_sample(store, n=8)
