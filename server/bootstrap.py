@@ -45,6 +45,7 @@ from server.knowledge_base.lifecycle import KbLifecycle
 from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.maintenance import MaintenanceService
 from server.knowledge_base.params import KbDefaults
+from server.knowledge_base.porter import KbPorter
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.rebuild import RebuildService
 from server.knowledge_base.recovery import Recovery, RecoveryReport
@@ -84,6 +85,7 @@ class KbCore:
     lease: WriterLease
     recovery: RecoveryReport
     repair: Recovery  # recovers the writes of processes that die while this one runs
+    journal: WriteJournal
 
 
 @dataclass
@@ -110,6 +112,7 @@ class Services:
     keys: KeyService
     audit: AuditLog
     folder_sync: FolderSync
+    porter: KbPorter  # KB archives: export, import
     _watcher: FolderWatcher | None  # set when the API watches the synced KBs' folders
     warmer: Warmer
     core: KbCore
@@ -215,7 +218,7 @@ def build_kb_core(settings: Settings, embeddings: EmbeddingPool) -> KbCore:
     lifecycle = KbLifecycle(catalog, storage, keywords, locks, journal, probes)
     repair = Recovery(catalog, storage, journal, writer, lifecycle, lease, locks)
     report = repair.run()
-    return KbCore(catalog, storage, keywords, locks, writer, lifecycle, probes, lease, report, repair)
+    return KbCore(catalog, storage, keywords, locks, writer, lifecycle, probes, lease, report, repair, journal)
 
 
 def build_services(
@@ -279,6 +282,9 @@ def build_services(
         keys=KeyService(catalog.sessions, enabled=settings.api.api_key is not None),
         audit=AuditLog(catalog.sessions),
         folder_sync=folder_sync,
+        porter=KbPorter(
+            catalog, storage, core.locks, core.writer, knowledge_bases, embeddings, core.journal, core.probes
+        ),
         _watcher=watcher,
         warmer=Warmer(catalog, search, settings.kb.warm_up_kbs),
         core=core,

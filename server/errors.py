@@ -314,3 +314,12 @@ class KeysDisabled(ZhikuError):
 
 class ApiKeyRevoked(ZhikuError):
     status_code = 409
+
+
+class ArchiveRefused(InvalidInput):
+    """A KB archive that is damaged, truncated or hostile (links, paths out of the KB, a zip bomb): nothing of it
+    is written."""
+
+
+class ArchiveTooNew(InvalidInput):
+    """A KB archive in a format newer than this version of Zhiku reads."""

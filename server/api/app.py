@@ -20,6 +20,7 @@ from server.api.envelope import install_error_handlers
 from server.api.guards import ApiKeyGuard, BodyLimit, HidePaths
 from server.api.routes import (
     api_keys,
+    archives,
     audit,
     chat,
     files,
@@ -126,6 +127,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         other,
         api_keys,
         audit,
+        archives,
     ):
         app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)

@@ -22,6 +22,7 @@ from server.jobs.service import JobService
 from server.jobs.sync import FolderSync
 from server.knowledge_base.chunks import ChunkService
 from server.knowledge_base.files import FileService
+from server.knowledge_base.porter import KbPorter
 from server.knowledge_base.rebuild import RebuildService
 from server.knowledge_base.search import SearchService
 from server.knowledge_base.service import KnowledgeBaseService
@@ -104,6 +105,10 @@ def _audit(services: AppServices) -> AuditLog:
     return services.audit
 
 
+def _porter(services: AppServices) -> KbPorter:
+    return services.porter
+
+
 def _server_configs(services: AppServices) -> ServerConfigs:
     return services.server_configs
 
@@ -126,6 +131,7 @@ Prompts = Annotated[PromptTemplates, Depends(_prompts)]
 Configs = Annotated[ServerConfigs, Depends(_server_configs)]
 Keys = Annotated[KeyService, Depends(_keys)]
 Audit = Annotated[AuditLog, Depends(_audit)]
+Porter = Annotated[KbPorter, Depends(_porter)]
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -20,7 +20,7 @@ from server.knowledge_base.locks import KbLocks
 from server.knowledge_base.probes import CrashProbes
 from server.knowledge_base.storage import KbStorage
 
-Kind = Literal["files", "remove", "edit", "rebuild", "create", "drop"]
+Kind = Literal["files", "remove", "edit", "rebuild", "create", "drop", "import"]
 PENDING, COMMITTED = "pending", "committed"
 
 

@@ -88,15 +88,18 @@ class KbLifecycle(JournaledWrites):
     def drop(self, kb_name: str) -> None:
         """Unregister the KB, then remove its store, keyword index and folder."""
         with self._locks(kb_name):
-            kb = self._catalog.require(kb_name)
-            payload = {"store": self._storage.ref(self._storage.spec(kb))}
-            with self._catalog.session() as session:
-                repo.delete_kb(session, repo.require_kb(session, kb_name))
-                entry = self._journal.add(session, kb_name, "drop", payload, COMMITTED)
-            self._probes.reached("drop:committed")
-            self._finish_drop(payload)
-            self._journal.finish(entry)
+            self._drop(self._catalog.require(kb_name))
         log.info("deleted knowledge base %s", kb_name)
+
+    def _drop(self, kb: KnowledgeBase) -> None:
+        """Caller holds the KB's lock."""
+        payload = {"store": self._storage.ref(self._storage.spec(kb))}
+        with self._catalog.session() as session:
+            repo.delete_kb(session, repo.require_kb(session, kb.name))
+            entry = self._journal.add(session, kb.name, "drop", payload, COMMITTED)
+        self._probes.reached("drop:committed")
+        self._finish_drop(payload)
+        self._journal.finish(entry)
 
     def _finish_drop(self, payload: dict[str, Any]) -> None:
         spec = self._storage.spec_of(payload["store"], self._storage.data_dir)
@@ -157,6 +160,10 @@ class KbLifecycle(JournaledWrites):
             self._unmake(self._storage.spec_of(entry.payload["store"], data_dir))
         elif entry.kind == "drop":
             self._finish_drop(entry.payload)
+        elif entry.kind == "import":  # a KB import that did not finish: the part imported goes
+            kb = self._catalog.find(entry.kb_name)
+            if kb is not None:
+                self._drop(kb)
         elif entry.kind == "rebuild":
             side = "old" if entry.state == COMMITTED else "new"
             self._unmake(self._storage.spec_of(entry.payload[side], data_dir))

@@ -67,7 +67,7 @@ class Recovery:
         """The unfinished writes of processes that have died, while others live on."""
         report = RecoveryReport()
         alive = set(self._lease.others_alive())
-        for entry in self._journal.unfinished():
+        for entry in _imports_last(self._journal.unfinished()):
             if entry.owner not in alive:
                 with self._locks(entry.kb_name):
                     self._recover(entry, report)
@@ -82,7 +82,7 @@ class Recovery:
             report.skipped = f"other processes write to this data dir ({', '.join(others)}); recovery waits for them"
             log.warning("start-up recovery skipped: %s", report.skipped)
             return report
-        for entry in self._journal.unfinished():
+        for entry in _imports_last(self._journal.unfinished()):
             self._recover(entry, report)
         with self._catalog.session() as session:
             kbs = repo.list_kbs(session)
@@ -163,6 +163,11 @@ class Recovery:
         if keep is not None and keep.is_dir():
             found += sorted(keep.glob("*.tmp"))
         return found
+
+
+def _imports_last(entries: list[JournalEntry]) -> list[JournalEntry]:
+    """An unfinished import drops its KB: the writes it made into that KB are finished or undone before."""
+    return sorted(entries, key=lambda entry: entry.kind == "import")
 
 
 def _remove(path: Path) -> None:
