@@ -250,6 +250,9 @@ def build_services(
     )
     knowledge_bases = KnowledgeBaseService(catalog, storage, core.lifecycle, embeddings, defaults)
     talk = build_chat(settings, core.catalog, core.storage, search, temp, embeddings)
+    porter = KbPorter(catalog, storage, core.locks, core.writer, knowledge_bases, embeddings, core.journal, core.probes)
+    if not core.recovery.skipped:
+        porter.sweep()
     return Services(
         knowledge_bases=knowledge_bases,
         files=files,
@@ -282,9 +285,7 @@ def build_services(
         keys=KeyService(catalog.sessions, enabled=settings.api.api_key is not None),
         audit=AuditLog(catalog.sessions),
         folder_sync=folder_sync,
-        porter=KbPorter(
-            catalog, storage, core.locks, core.writer, knowledge_bases, embeddings, core.journal, core.probes
-        ),
+        porter=porter,
         _watcher=watcher,
         warmer=Warmer(catalog, search, settings.kb.warm_up_kbs),
         core=core,

@@ -164,6 +164,8 @@ class KbLifecycle(JournaledWrites):
             kb = self._catalog.find(entry.kb_name)
             if kb is not None:
                 self._drop(kb)
+            elif entry.payload.get("fresh_folder"):  # a crash before the KB was registered: only its folder
+                shutil.rmtree(self._storage.kb_dir(entry.kb_name), ignore_errors=True)
         elif entry.kind == "rebuild":
             side = "old" if entry.state == COMMITTED else "new"
             self._unmake(self._storage.spec_of(entry.payload[side], data_dir))

@@ -126,6 +126,22 @@ class KbPorter:
         """Archives being written or read wait here: on the data dir's filesystem, so imported files move in."""
         return self._storage.data_dir / ".archives"
 
+    def sweep(self) -> int:
+        """Remove what exports and imports of a process that died left in the work folder; only while no other
+        process uses this data dir (start-up recovery ran). Returns how many entries went."""
+        if not self.work_dir.is_dir():
+            return 0
+        gone = 0
+        for path in self.work_dir.iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            gone += 1
+        if gone:
+            log.warning("removed %d leftovers of interrupted KB exports or imports", gone)
+        return gone
+
     # -- export -----------------------------------------------------------------------------------------------
 
     def export(self, kb_name: str, target: Path, *, with_vectors: bool = True) -> ExportReport:
@@ -207,7 +223,8 @@ class KbPorter:
             if not request.overwrite:
                 raise KnowledgeBaseExists(f"knowledge base {name!r} exists; import with overwrite=true to replace it")
             self._kbs.delete(name)
-        entry = self._journal.begin(name, "import", {"archive_kb": source.name})
+        fresh = not self._storage.kb_dir(name).exists()  # then a crash's leftovers may go with the whole folder
+        entry = self._journal.begin(name, "import", {"archive_kb": source.name, "fresh_folder": fresh})
         try:
             made = self._kbs.create(
                 name, vs_type=vs_type, embed_model=model, info=source.info, search_mode=source.search_mode,
