@@ -6,6 +6,8 @@ Examples:
   python init_database.py --recreate-vs -n samples -e all-MiniLM-L6-v2
   python init_database.py -i -n samples                 # only new or changed files
   python init_database.py --watch -n samples            # follow the folder: ingest changes until Ctrl+C
+  python init_database.py --export samples samples.zhiku.zip
+  python init_database.py --import samples.zhiku.zip --name samples2 --vs-type pg
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import make_url
 from tqdm import tqdm
@@ -26,6 +29,7 @@ from server.jobs.service import JobService
 from server.jobs.states import DONE_FILE
 from server.jobs.sync import FolderSync, FolderWatcher
 from server.knowledge_base.maintenance import MaintenanceService
+from server.knowledge_base.porter import ImportRequest, KbPorter
 from server.knowledge_base.rebuild import RebuildProgress, RebuildRequest, RebuildService
 from server.knowledge_base.service import KnowledgeBaseService
 
@@ -48,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-e", "--embed-model", help="embedding model for --recreate-vs (switches the KB to it)")
     parser.add_argument("--vs-type", help="vector store type for --recreate-vs (moves the KB to it)")
     parser.add_argument("--watch", action="store_true", help="then follow the content folders until Ctrl+C")
+    parser.add_argument("--export", nargs=2, metavar=("KB", "FILE"), help="write knowledge base KB to archive FILE")
+    parser.add_argument("--no-vectors", action="store_true", help="with --export: leave the vectors out")
+    parser.add_argument("--import", dest="import_file", metavar="FILE", help="import a KB archive")
+    parser.add_argument("--name", help="with --import: the new KB's name (default: the archive's)")
+    parser.add_argument("--overwrite", action="store_true", help="with --import: replace a KB of that name")
     return parser.parse_args(argv)
 
 
@@ -60,16 +69,22 @@ class DatabaseTool:
         jobs: JobService,
         rebuild: RebuildService,
         maintenance: MaintenanceService,
+        porter: KbPorter,
     ) -> None:
         self.kbs = kbs
         self.jobs = jobs
         self.rebuild = rebuild
         self.maintenance = maintenance
+        self.porter = porter
 
     def run(self, args: argparse.Namespace) -> dict[str, str]:
         """Every action the flags ask for, in a fixed order; returns {kb/file: reason} for files left out."""
         failed: dict[str, str] = {}
         maintenance = self.maintenance
+        if args.export:
+            self.export(args.export[0], Path(args.export[1]), with_vectors=not args.no_vectors)
+        if args.import_file:
+            self.import_archive(args)
         if args.clear_tables:
             maintenance.clear_registry()
             print("registry cleared (files on disk are untouched)")
@@ -84,6 +99,26 @@ class DatabaseTool:
         if args.prune_folder:
             self.per_kb(args.kb_name, maintenance.prune_folder, "deleted")
         return failed
+
+    def export(self, kb_name: str, target: Path, *, with_vectors: bool) -> None:
+        report = self.porter.export(kb_name, target, with_vectors=with_vectors)
+        what = "with vectors" if report.vectors else "without vectors"
+        print(f"exported {kb_name}: {report.files} files, {report.chunks} chunks {what}, {report.bytes} bytes")
+
+    def import_archive(self, args: argparse.Namespace) -> None:
+        request = ImportRequest(
+            Path(args.import_file), name=args.name, vs_type=args.vs_type, embed_model=args.embed_model,
+            overwrite=args.overwrite,
+        )  # fmt: skip
+        with tqdm(desc="import", unit="chunk", file=sys.stderr) as bar:
+
+            def advance(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            report = self.porter.import_archive(request, advance)
+        reused = "vectors reused" if report.vectors_reused else f"embedded again with {report.embed_model}"
+        print(f"imported {report.kb_name} ({report.vs_type}): {report.files} files, {report.chunks} chunks, {reused}")
 
     def targets(self, names: list[str]) -> list[str]:
         return names or self.maintenance.kb_names()
@@ -169,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except ZhikuError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    tool = DatabaseTool(services.knowledge_bases, services.jobs, services.rebuild, services.maintenance)
+    tool = DatabaseTool(
+        services.knowledge_bases, services.jobs, services.rebuild, services.maintenance, services.porter
+    )
     try:
         failed = tool.run(args)
         database = make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)

@@ -134,3 +134,20 @@ def test_watch_ingests_files_dropped_into_the_folder_until_interrupted(config: P
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_export_then_import_under_another_name_and_model(config: Path, tmp_path: Path) -> None:
+    assert _run(config, "--recreate-vs").returncode == 0
+    archive = tmp_path / "手册.zhiku.zip"
+    exported = _run(config, "--export", "手册", str(archive))
+    assert exported.returncode == 0, exported.stderr
+    assert "exported 手册: 2 files" in exported.stdout and archive.is_file()
+    imported = _run(config, "--import", str(archive), "--name", "手册副本", "-e", "hash2")
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 手册副本 (faiss): 2 files" in imported.stdout and "embedded again with hash2" in imported.stdout
+    assert "手册副本: 2 files, faiss/hash2" in imported.stdout
+    again = _run(config, "--import", str(archive))
+    assert again.returncode == 1 and "overwrite" in again.stderr and "Traceback" not in again.stderr
+    archive.write_bytes(archive.read_bytes()[:100])
+    broken = _run(config, "--import", str(archive), "--name", "坏的")
+    assert broken.returncode == 1 and "damaged or truncated" in broken.stderr
