@@ -350,6 +350,17 @@ class ApiClient:
     def health(self) -> None:
         self._send("GET", "/health")
 
+    # -- KB archives -------------------------------------------------------------------------------------------
+    def export_kb(self, kb: str, *, with_vectors: bool = True) -> bytes:
+        params = {"knowledge_base_name": kb, "with_vectors": str(with_vectors).lower()}
+        return self._send("GET", "/knowledge_base/export", params=params).content
+
+    def import_kb(self, archive: UploadFile, form: dict[str, str]) -> dict[str, Any]:
+        """`form`: knowledge_base_name, vector_store_type, embed_model (empty: the archive's), overwrite."""
+        files = {"file": (archive[0], archive[1], "application/zip")}
+        report: dict[str, Any] = self._data("POST", "/knowledge_base/import", data=form, files=files)
+        return report
+
     # -- API keys and the audit log (the admin's) -------------------------------------------------------------
     def list_keys(self) -> list[dict[str, Any]]:
         keys: list[dict[str, Any]] = self._data("GET", "/api_keys")

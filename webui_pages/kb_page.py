@@ -16,6 +16,7 @@ from webui_pages.common import (
     shows_errors,
     take_section_next_run,
 )
+from webui_pages.kb_archive import render_export, render_import
 from webui_pages.kb_chunks import render_chunks
 from webui_pages.kb_files import render_files
 from webui_pages.kb_jobs import render_jobs
@@ -45,6 +46,7 @@ def render_kb_page(ui: UiContext) -> None:
         choice = _pick(ui, list(kbs))
         if choice == NEW_KB:
             _create_form(ui)
+            render_import(ui, _NEXT)
             return
         kb = kbs[choice]
         _header(ui, kb)
@@ -133,6 +135,7 @@ def _header(ui: UiContext, kb: KbInfo) -> None:
                 ui.api.update_kb_info(kb.name, info)
                 st.success(t("saved"))
         _search_mode_setting(ui, kb)
+        render_export(ui, kb)
         if st.button(t("kb_delete"), key=f"delete_kb_{kb.name}"):
             st.session_state[f"_confirm_delete_{kb.name}"] = True
     _confirm_delete(ui, kb)
