@@ -14,7 +14,12 @@ from pydantic import TypeAdapter
 from server.api.app import create_app
 
 KB = "文档库"
-_RAW = {"text/plain", "application/octet-stream", "text/csv"}  # a prompt template's text, a file, the audit log
+_RAW = {
+    "text/plain",
+    "application/octet-stream",
+    "text/csv",
+    "application/zip",
+}  # a prompt template, a file, the audit log, a KB archive
 
 
 def test_every_route_documents_its_answer(client: TestClient) -> None:
