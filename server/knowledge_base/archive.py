@@ -76,6 +76,9 @@ class Manifest(_Strict):
 
 
 class FileEntry(_Strict):
+    """A file's line in files.jsonl. It repeats FileRecord's fields on purpose: the archive format must stay
+    readable when the registry's record changes (a new registry field gets a default here)."""
+
     file_name: str
     ext: str
     size: int = Field(ge=0)
