@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings
+from conftest import make_settings, wait_job_ended
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
@@ -130,8 +130,11 @@ def test_round_trip_into_every_store_and_another_model(client: TestClient) -> No
         download = {"knowledge_base_name": name, "file_name": "faq.txt"}
         assert client.get("/knowledge_base/download_doc", params=download).content == FILES["faq.txt"].encode()
 
-    other = import_(client, archive, knowledge_base_name="另一个模型", embed_model="hash-alt")["data"]
+    other = import_(client, archive, 202, knowledge_base_name="另一个模型", embed_model="hash-alt")["data"]
     assert (other["embed_model"], other["vectors_reused"]) == ("hash-alt", False)
+    job = wait_job_ended(client, other["job_id"])  # a job embeds the chunks again
+    assert (job["state"], job["counts"]["done"]) == ("done", len(FILES)), job
+    assert details(client, "另一个模型") == expected_details
     assert texts(client, "另一个模型") == expected_texts  # embedded again, the hand edit kept
     assert results(client, "另一个模型")[0]  # searchable with its own vectors
 
@@ -144,8 +147,9 @@ def test_an_existing_name_needs_overwrite_and_an_export_without_vectors_is_embed
     refused = import_(client, archive, 409)
     assert "overwrite=true" in refused["msg"]
     before = texts(client, SOURCE)
-    report = import_(client, archive, overwrite="true")["data"]
+    report = import_(client, archive, 202, overwrite="true")["data"]
     assert (report["kb_name"], report["vectors_reused"]) == (SOURCE, False)
+    assert wait_job_ended(client, report["job_id"])["state"] == "done"
     assert texts(client, SOURCE) == before
     absent = client.get("/knowledge_base/export", params={"knowledge_base_name": "没有这个库"})
     assert absent.status_code == 404 and "没有这个库" in absent.json()["msg"]

@@ -96,6 +96,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Imported {name}: {files} files, {chunks} chunks ({how})",
     ),
     "kb_imported_reused": ("沿用归档中的向量", "vectors reused"),
+    "kb_imported_job": (
+        "后台任务正在用 {model} 重新计算向量，进度见“任务”",
+        "a background job embeds them again with {model}: see Jobs",
+    ),
     "kb_imported_embedded": ("已用 {model} 重新计算向量", "embedded again with {model}"),
     "kb_delete_confirm": (
         "确定删除知识库「{name}」？其文件和向量都会被删除，且无法恢复。",

@@ -52,11 +52,12 @@ def render_import(ui: UiContext, on_imported: str) -> None:
     }  # fmt: skip
     with shows_errors(t), st.spinner(t("kb_import")):
         report = ui.api.import_kb((upload.name, upload.getvalue()), form)
-        how = (
-            t("kb_imported_reused")
-            if report["vectors_reused"]
-            else t("kb_imported_embedded", model=report["embed_model"])
-        )
+        if report.get("job_id"):
+            how = t("kb_imported_job", model=report["embed_model"])
+        elif report["vectors_reused"]:
+            how = t("kb_imported_reused")
+        else:
+            how = t("kb_imported_embedded", model=report["embed_model"])
         flash(t("kb_imported", name=report["kb_name"], files=report["files"], chunks=report["chunks"], how=how))
         st.session_state[on_imported] = report["kb_name"]
         st.rerun()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from server.db.models import KnowledgeBase
 from server.errors import DuplicateFile, ZhikuError
+from server.jobs.imports import StagedImport, load_staged
 from server.jobs.registry import Claim, ClaimedFile, JobRegistry
 from server.jobs.staging import JobFolders, settle_job
 from server.jobs.states import FileState
@@ -120,11 +121,16 @@ class IngestRunner:
         files = self._screen(claim, kb)
         if not files:
             return
-        params = ChunkParams(**claim.options["chunking"])
-        sources = [SourceFile(self._source(kb, f), f.file_name) for f in files]
-        prepared, failed = self._parts.preparer.prepare(sources, params)
         by_name = {f.file_name: f for f in files}
-        self._registry.end_files(claim, {by_name[name].id: ("failed", e.message) for name, e in failed.items()})
+        settings: dict[str, StagedImport] = {}
+        if claim.kind == "import":  # chunks from an archive: never parsed, only embedded again
+            settings = {f.file_name: load_staged(self._source(kb, f)) for f in files}
+            prepared = [staged.prepared for staged in settings.values()]
+        else:
+            params = ChunkParams(**claim.options["chunking"])
+            sources = [SourceFile(self._source(kb, f), f.file_name) for f in files]
+            prepared, failed = self._parts.preparer.prepare(sources, params)
+            self._registry.end_files(claim, {by_name[name].id: ("failed", e.message) for name, e in failed.items()})
         self._step(claim, [by_name[p.record.file_name].id for p in prepared], "embedding")
         try:
             self._parts.preparer.embed(kb.embed_model, prepared)
@@ -134,22 +140,34 @@ class IngestRunner:
             )
             return
         self._step(claim, [by_name[p.record.file_name].id for p in prepared], "writing")
-        self._write(claim, kb, prepared, by_name)
+        self._write(claim, kb, prepared, by_name, settings)
 
     def _write(
-        self, claim: Claim, kb: KnowledgeBase, prepared: list[PreparedFile], by_name: dict[str, ClaimedFile]
+        self,
+        claim: Claim,
+        kb: KnowledgeBase,
+        prepared: list[PreparedFile],
+        by_name: dict[str, ClaimedFile],
+        settings: dict[str, StagedImport],
     ) -> None:
         def done(session: Session, written: Sequence[PreparedFile]) -> None:
             counts = {by_name[p.record.file_name].id: len(p.chunks) for p in written}
             self._registry.mark_done(session, claim, counts)
+            for p in written:
+                if p.record.file_name in settings:  # an imported file keeps its tags and enabled state
+                    staged = settings[p.record.file_name]
+                    self._parts.catalog.set_file_settings(session, kb, p.record.file_name, staged.tags, staged.enabled)
 
-        upload = claim.kind == "upload"
-        replace = not upload or bool(claim.options.get("override"))
-        failed = self._parts.writer.commit(kb.name, prepared, move=upload, replace=replace, on_commit=done)
+        staged = claim.kind in ("upload", "import")
+        replace = claim.kind != "import" and (claim.kind != "upload" or bool(claim.options.get("override")))
+        failed = self._parts.writer.commit(kb.name, prepared, move=staged, replace=replace, on_commit=done)
         self._registry.end_files(claim, {by_name[name].id: ("failed", e.message) for name, e in failed.items()})
 
     def _screen(self, claim: Claim, kb: KnowledgeBase) -> list[ClaimedFile]:
-        """Files to ingest; the others end here: duplicates of registered content, names taken without override."""
+        """Files to ingest; the others end here: duplicates of registered content, names taken without override.
+        An import takes its archive's files as they are."""
+        if claim.kind == "import":
+            return list(claim.files)
         same = self._parts.catalog.same_content(kb, [f.sha256 for f in claim.files])
         ended: Outcomes = {}
         keep: list[ClaimedFile] = []

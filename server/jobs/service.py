@@ -17,11 +17,13 @@ from pathlib import Path
 
 from server.db.models import utcnow
 from server.errors import FileNotInKnowledgeBase, InvalidFilter, InvalidInput, JobNotFound, QueueUnavailable
+from server.jobs.imports import stage_import
 from server.jobs.queue import JobQueue
 from server.jobs.registry import JobRegistry, NewFile, job_not_found
 from server.jobs.staging import JobFolders, settle_job
 from server.jobs.states import JOB_ENDED, FileState, JobState
 from server.jobs.views import JobView, job_view
+from server.knowledge_base.archive import LoadedFile
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.files import UploadOptions
 from server.knowledge_base.ingest import file_sha256
@@ -92,6 +94,18 @@ class JobService:
                 raise FileNotInKnowledgeBase(f"{name} is not in the content folder of {kb_name!r}")
             files.append(NewFile(name, "", path.stat().st_size, file_sha256(path)))
         return self._submit(uuid.uuid4().hex, kb_name, kind, params, files, override=True)
+
+    def submit_import(self, kb_name: str, files: Sequence[LoadedFile]) -> JobView:
+        """The files of a KB import whose chunks need embedding again (server.knowledge_base.porter's Defer)."""
+        kb = self._catalog.require(kb_name)
+        params = for_kb(self._defaults.chunk_params(None), kb.ocr_mode)  # recorded only: the chunks are given
+        job_id = uuid.uuid4().hex
+        try:
+            staged = stage_import(self._folders, job_id, files)
+        except BaseException:
+            self._folders.drop(job_id)
+            raise
+        return self._submit(job_id, kb_name, "import", params, staged, override=False)
 
     def _submit(
         self, job_id: str, kb_name: str, kind: str, params: ChunkParams, files: list[NewFile], *, override: bool

@@ -93,6 +93,14 @@ class KbCatalog:
             rows = [row for row in repo.list_files(session, kb_id=kb.id) if row.custom_docs]
             return {row.file_name: repo.file_vs_ids(session, file_id=row.id) for row in rows}
 
+    def set_file_settings(
+        self, session: Session, kb: KnowledgeBase, file_name: str, tags: list[str], enabled: bool
+    ) -> None:
+        """In the caller's transaction (the one registering the file)."""
+        row = repo.get_file(session, kb_id=kb.id, file_name=file_name)
+        if row is not None:
+            row.tags, row.enabled = list(tags), enabled
+
     def clear(self) -> None:
         """Empty every registry table (files and vectors stay where they are)."""
         clear_tables(self.engine)

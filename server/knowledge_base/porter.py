@@ -68,6 +68,8 @@ BATCH_CHUNKS = 2000  # chunks written per registry transaction during an import
 
 Progress = Callable[[int, int], None]
 """(chunks done, chunks in all)."""
+Defer = Callable[[str, Sequence[LoadedFile]], str]
+"""Hands the files of an import that must be embedded again to a background job (KB name, files); its id."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class ImportReport:
     files: int
     chunks: int
     vectors_reused: bool
+    job_id: str | None = None  # the background job embedding the chunks again, when one was asked for
 
 
 class KbPorter:
@@ -205,16 +208,21 @@ class KbPorter:
 
     # -- import -----------------------------------------------------------------------------------------------
 
-    def import_archive(self, request: ImportRequest, progress: Progress | None = None) -> ImportReport:
-        """Check the whole archive, then make the KB; raises before anything is written when the archive is bad."""
+    def import_archive(
+        self, request: ImportRequest, progress: Progress | None = None, *, defer: Defer | None = None
+    ) -> ImportReport:
+        """Check the whole archive, then make the KB; raises before anything is written when the archive is bad.
+        With `defer`, chunks that need embedding again go to a background job instead of this call."""
         staging = self.work_dir / f"import-{uuid.uuid4().hex}"
         try:
             loaded = read_archive(request.archive, staging, self._limits)
-            return self._import(loaded, request, progress or (lambda done, total: None))
+            return self._import(loaded, request, progress or (lambda done, total: None), defer)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _import(self, loaded: LoadedArchive, request: ImportRequest, progress: Progress) -> ImportReport:
+    def _import(
+        self, loaded: LoadedArchive, request: ImportRequest, progress: Progress, defer: Defer | None
+    ) -> ImportReport:
         source = loaded.manifest.kb
         name = validate_kb_name(request.name or source.name)
         vs_type = request.vs_type or (source.vs_type if source.vs_type in STORES.kb_types() else None)
@@ -231,14 +239,17 @@ class KbPorter:
                 ocr_mode=source.ocr_mode,
             )  # fmt: skip
             reuse = loaded.manifest.vectors and self._same_model(made.embed_model, loaded.manifest.embedding)
-            self._fill(name, made.embed_model, loaded, reuse, progress)
+            job_id = defer(name, loaded.files) if defer and not reuse and loaded.files else None
+            if job_id is None:
+                self._fill(name, made.embed_model, loaded, reuse, progress)
         except BaseException:
             self._undo(name)
             self._journal.finish(entry)
             raise
         self._journal.finish(entry)
         log.info("imported %s (%d chunks, vectors %s)", name, loaded.manifest.chunks, "reused" if reuse else "new")
-        return ImportReport(name, made.vs_type, made.embed_model, len(loaded.files), loaded.manifest.chunks, reuse)
+        files, chunks = len(loaded.files), loaded.manifest.chunks
+        return ImportReport(name, made.vs_type, made.embed_model, files, chunks, reuse, job_id)
 
     def _same_model(self, model: str, made_by: EmbeddingPart) -> bool:
         here = self._fingerprint(model)
@@ -253,7 +264,7 @@ class KbPorter:
         for batch in _batches(loaded.files, BATCH_CHUNKS):
             prepared = [self._prepared(one, model, reuse) for one in batch]
             failed = self._writer.commit(
-                name, prepared, move=True, replace=False, on_commit=_file_settings(name, batch)
+                name, prepared, move=True, replace=False, on_commit=self._settings(name, batch)
             )
             if failed:
                 file_name, error = next(iter(failed.items()))
@@ -261,6 +272,18 @@ class KbPorter:
             self._probes.reached("import:batch")
             done += sum(len(one.chunks) for one in batch)
             progress(done, total)
+
+    def _settings(self, kb_name: str, batch: Sequence[LoadedFile]) -> CommitHook:
+        """Tags and enabled are the registry's, not the chunks': set in the transaction that registers the files."""
+        wanted = {one.entry.file_name: one.entry for one in batch}
+
+        def apply(session: Session, files: Sequence[PreparedFile]) -> None:
+            kb = repo.require_kb(session, kb_name)
+            for prepared in files:
+                entry = wanted[prepared.record.file_name]
+                self._catalog.set_file_settings(session, kb, entry.file_name, entry.tags, entry.enabled)
+
+        return apply
 
     def _prepared(self, one: LoadedFile, model: str, reuse: bool) -> PreparedFile:
         entry = one.entry
@@ -305,18 +328,3 @@ def _batches(files: Sequence[LoadedFile], max_chunks: int) -> Iterator[list[Load
         size += len(one.chunks)
     if batch:
         yield batch
-
-
-def _file_settings(kb_name: str, batch: Sequence[LoadedFile]) -> CommitHook:
-    """Tags and enabled are the registry's, not the chunks': set in the transaction that registers the files."""
-    wanted = {one.entry.file_name: one.entry for one in batch}
-
-    def apply(session: Session, files: Sequence[PreparedFile]) -> None:
-        kb = repo.require_kb(session, kb_name)
-        for prepared in files:
-            entry = wanted[prepared.record.file_name]
-            row = repo.get_file(session, kb_id=kb.id, file_name=entry.file_name)
-            if row is not None:
-                row.tags, row.enabled = list(entry.tags), entry.enabled
-
-    return apply

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,9 +14,10 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from server.api.deps import Porter
+from server.api.deps import Jobs, Porter
 from server.api.envelope import Envelope
 from server.api.schemas import Reply
+from server.knowledge_base.archive import LoadedFile
 from server.knowledge_base.porter import ImportReport, ImportRequest
 
 router = APIRouter(prefix="/knowledge_base", tags=["Knowledge Base Management"])
@@ -51,9 +54,11 @@ async def export_kb(
     summary="Import a KB archive; vectors are reused when this server's model matches the one that made them",
     status_code=201,
     response_model=Reply[ImportReport],
+    responses={202: {"model": Reply[ImportReport], "description": "another model: a job embeds the chunks again"}},
 )
 async def import_kb(
     porter: Porter,
+    jobs: Jobs,
     archive: Annotated[UploadFile, File(alias="file", description="a .zhiku.zip made by /knowledge_base/export")],
     knowledge_base_name: Annotated[str | None, Form(description="none: the archive's KB name")] = None,
     vector_store_type: Annotated[str | None, Form(description="none: the archive's, if available here")] = None,
@@ -68,9 +73,15 @@ async def import_kb(
             staged, name=knowledge_base_name or None, vs_type=vector_store_type or None,
             embed_model=embed_model or None, overwrite=overwrite,
         )  # fmt: skip
-        report = await run_in_threadpool(porter.import_archive, request)
+
+        def defer(kb_name: str, files: Sequence[LoadedFile]) -> str:
+            return jobs.submit_import(kb_name, files).job_id
+
+        report = await run_in_threadpool(partial(porter.import_archive, request, defer=defer))
     finally:
         staged.unlink(missing_ok=True)
+    if report.job_id:
+        return Envelope(report, f"created {report.kb_name!r}; job {report.job_id} embeds its chunks again", 202)
     return Envelope(report, f"imported {report.chunks} chunks into {report.kb_name!r}", 201)
 
 
