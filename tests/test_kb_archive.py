@@ -5,6 +5,7 @@ again, hand edits kept)."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +111,10 @@ def test_round_trip_into_every_store_and_another_model(client: TestClient) -> No
     archive = export(client, SOURCE)
     with zipfile.ZipFile(io.BytesIO(archive)) as opened:
         names = set(opened.namelist())
+        manifest = json.loads(opened.read("manifest.json"))
+    assert (manifest["format_version"], manifest["kb"]["vs_type"], manifest["embedding"]["dim"]) == (1, "faiss", 64)
+    assert manifest["tags"] == ["2026", "手册"] and manifest["files"] == len(FILES)
+    assert manifest["chunking"] == [{"chunk_size": 60, "chunk_overlap": 0, "zh_title_enhance": False}]
     assert {"manifest.json", "files.jsonl", "chunks.jsonl", "vectors.npy", "content/manual/配置.md"} <= names
     expected_texts, expected_results, expected_details = (
         texts(client, SOURCE),

@@ -62,6 +62,12 @@ class EmbeddingPart(_Strict):
     probes: list[list[float]] = Field(max_length=64)
 
 
+class ChunkingPart(_Strict):
+    chunk_size: int
+    chunk_overlap: int
+    zh_title_enhance: bool
+
+
 class Manifest(_Strict):
     format: Literal["zhiku-kb"]
     format_version: int
@@ -72,6 +78,7 @@ class Manifest(_Strict):
     chunks: int = Field(ge=0)
     vectors: bool
     tags: list[str] = []
+    chunking: list[ChunkingPart] = []  # the chunking parameters its files were split with (files.jsonl: each one's)
     zhiku_version: str = ""
 
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from server.knowledge_base.archive import (
     ArchiveLimits,
     ArchiveWriter,
     ChunkEntry,
+    ChunkingPart,
     EmbeddingPart,
     FileEntry,
     KbPart,
@@ -101,6 +102,22 @@ class ImportReport:
     job_id: str | None = None  # the background job embedding the chunks again, when one was asked for
 
 
+@dataclass
+class _Tally:
+    """What an export wrote so far, for its manifest."""
+
+    files: int = 0
+    chunks: int = 0
+    tags: set[str] = field(default_factory=set)
+    chunking: set[ChunkingPart] = field(default_factory=set)
+
+    def add(self, entry: FileEntry) -> None:
+        self.files += 1
+        self.chunks += entry.chunks
+        self.tags.update(entry.tags)
+        self.chunking.add(ChunkingPart(**entry.model_dump(include={"chunk_size", "chunk_overlap", "zh_title_enhance"})))
+
+
 class KbPorter:
     def __init__(
         self,
@@ -153,20 +170,20 @@ class KbPorter:
             kb = self._catalog.require(kb_name)
             writer = ArchiveWriter(target)
             try:
-                files, chunks, tags = self._write_files(kb, writer, with_vectors)
-                manifest = self._manifest(kb, files, chunks, with_vectors, tags)
+                tally = self._write_files(kb, writer, with_vectors)
+                manifest = self._manifest(kb, tally, with_vectors)
                 writer.finish(manifest)
             except BaseException:
                 writer.abort()
                 target.unlink(missing_ok=True)
                 raise
-        return ExportReport(kb_name, files, chunks, with_vectors, target.stat().st_size)
+        return ExportReport(kb_name, tally.files, tally.chunks, with_vectors, target.stat().st_size)
 
-    def _write_files(self, kb: KnowledgeBase, writer: ArchiveWriter, with_vectors: bool) -> tuple[int, int, set[str]]:
+    def _write_files(self, kb: KnowledgeBase, writer: ArchiveWriter, with_vectors: bool) -> _Tally:
         store = self._storage.store(kb)
         with self._catalog.session() as session:
             rows = [(_entry_fields(row), repo.file_vs_ids(session, file_id=row.id)) for row in _files(session, kb)]
-        chunks, tags = 0, set()
+        tally = _Tally()
         for fields, ids in rows:
             stored = store.get(ids)
             vectors = self._vectors_of(kb, store.vectors(ids), [chunk.id for chunk in stored]) if with_vectors else None
@@ -175,9 +192,8 @@ class KbPorter:
             entry = FileEntry(**fields, chunks=len(stored), original=has_original)
             own = [ChunkEntry(file=entry.file_name, text=chunk.text, metadata=chunk.metadata) for chunk in stored]
             writer.add_file(entry, own, original if has_original else None, vectors)
-            chunks += len(stored)
-            tags.update(entry.tags)
-        return len(rows), chunks, tags
+            tally.add(entry)
+        return tally
 
     def _vectors_of(self, kb: KnowledgeBase, found: dict[str, Vectors], ids: Sequence[str]) -> Vectors:
         missing = [chunk_id for chunk_id in ids if chunk_id not in found]
@@ -188,15 +204,16 @@ class KbPorter:
             )
         return np.stack([found[chunk_id] for chunk_id in ids]) if ids else np.zeros((0, 1), np.float32)
 
-    def _manifest(self, kb: KnowledgeBase, files: int, chunks: int, with_vectors: bool, tags: set[str]) -> Manifest:
+    def _manifest(self, kb: KnowledgeBase, tally: _Tally, with_vectors: bool) -> Manifest:
         return Manifest(
             format=FORMAT, format_version=FORMAT_VERSION, created_at=datetime.now(UTC).isoformat(),
             kb=KbPart(
                 name=kb.name, info=kb.info, vs_type=kb.vs_type, embed_model=kb.embed_model,
                 search_mode=kb.search_mode, ocr_mode=kb.ocr_mode,
             ),
-            embedding=self._fingerprint(kb.embed_model), files=files, chunks=chunks, vectors=with_vectors,
-            tags=sorted(tags), zhiku_version=__version__,
+            embedding=self._fingerprint(kb.embed_model), files=tally.files, chunks=tally.chunks,
+            vectors=with_vectors, tags=sorted(tally.tags), chunking=sorted(tally.chunking, key=repr),
+            zhiku_version=__version__,
         )  # fmt: skip
 
     def _fingerprint(self, model: str) -> EmbeddingPart:
