@@ -15,6 +15,8 @@ from conftest import make_settings
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
+from server.errors import ArchiveRefused
+from server.knowledge_base.archive import ArchiveLimits, read_archive
 
 KB = "样例"
 Mutation = Callable[[dict[str, bytes]], dict[str, bytes] | bytes]
@@ -135,3 +137,12 @@ def snapshot(root: Path) -> set[str]:
     found = {p.relative_to(root).as_posix() for p in root.rglob("*") if not p.name.startswith("info.db")}
     assert found, "the data dir should hold the job queue and folders at least"
     return found
+
+
+def test_chunks_too_big_for_memory_are_refused(archive: dict[str, bytes], tmp_path: Path) -> None:
+    """The JSONL members and the vectors are read into memory: their declared sizes are bounded first."""
+    path = tmp_path / "big.zhiku.zip"
+    path.write_bytes(pack(archive))
+    with pytest.raises(ArchiveRefused, match="more than the limit of 100"):
+        read_archive(path, tmp_path / "staging", ArchiveLimits(max_loaded_bytes=100))
+    assert not (tmp_path / "staging").exists()

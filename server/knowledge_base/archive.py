@@ -40,6 +40,7 @@ class ArchiveLimits:
     max_members: int = 200_000
     max_ratio: int = 200  # decompressed / compressed size of one member above 1 MiB: a zip bomb
     max_index_bytes: int = 64 << 20  # manifest.json, or one line of the JSONL members
+    max_loaded_bytes: int = 4 << 30  # files.jsonl, chunks.jsonl and vectors.npy together: they are read into memory
 
 
 class _Strict(BaseModel):
@@ -226,6 +227,12 @@ class _Reader:
         if total > self._limits.max_expanded_bytes:
             raise ArchiveRefused(
                 f"the archive expands to {total} bytes, more than the limit of {self._limits.max_expanded_bytes}"
+            )
+        loaded = sum(members[name].file_size for name in (FILES, CHUNKS, VECTORS) if name in members)
+        if loaded > self._limits.max_loaded_bytes:
+            raise ArchiveRefused(
+                f"the archive's chunks and vectors take {loaded} bytes, more than the limit of "
+                f"{self._limits.max_loaded_bytes}; split the KB, or import it on a machine with a higher limit"
             )
         missing = sorted({MANIFEST, FILES, CHUNKS} - set(members))
         if missing:

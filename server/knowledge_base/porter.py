@@ -66,6 +66,7 @@ PROBES = (
 )
 SAME_MODEL_COSINE = 0.99  # onnx and torch runs of one model agree to ~0.9999; two models never come close
 BATCH_CHUNKS = 2000  # chunks written per registry transaction during an import
+VECTOR_GROUP = 50_000  # vectors read from the store at once during an export (FAISS copies its index per read)
 
 Progress = Callable[[int, int], None]
 """(chunks done, chunks in all)."""
@@ -184,9 +185,12 @@ class KbPorter:
         with self._catalog.session() as session:
             rows = [(_entry_fields(row), repo.file_vs_ids(session, file_id=row.id)) for row in _files(session, kb)]
         tally = _Tally()
-        for fields, ids in rows:
+        found: dict[str, Vectors] = {}
+        for index, (fields, ids) in enumerate(rows):
+            if with_vectors and not all(chunk_id in found for chunk_id in ids):
+                found = store.vectors(_group_ids(rows, index))  # a store reads many vectors at once far faster
             stored = store.get(ids)
-            vectors = self._vectors_of(kb, store.vectors(ids), [chunk.id for chunk in stored]) if with_vectors else None
+            vectors = self._vectors_of(kb, found, [chunk.id for chunk in stored]) if with_vectors else None
             original = self._storage.content_path(kb.name, fields["file_name"])
             has_original = original.is_file() and not original.is_symlink()
             entry = FileEntry(**fields, chunks=len(stored), original=has_original)
@@ -332,6 +336,16 @@ def _files(session: Session, kb: KnowledgeBase) -> list[KnowledgeFile]:
 def _entry_fields(row: KnowledgeFile) -> dict[str, Any]:
     fields = {name: getattr(row, name) for name in FileRecord.__dataclass_fields__}
     return {**fields, "tags": list(row.tags or []), "enabled": bool(row.enabled)}
+
+
+def _group_ids(rows: Sequence[tuple[object, list[str]]], start: int) -> list[str]:
+    """The chunk ids of the files from `start` on, up to VECTOR_GROUP of them (at least the first file's)."""
+    ids: list[str] = []
+    for _, own in rows[start:]:
+        if ids and len(ids) + len(own) > VECTOR_GROUP:
+            break
+        ids.extend(own)
+    return ids
 
 
 def _batches(files: Sequence[LoadedFile], max_chunks: int) -> Iterator[list[LoadedFile]]:
