@@ -86,7 +86,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "kb_export_ready": ("下载 {name}.zhiku.zip", "Download {name}.zhiku.zip"),
     "kb_import": ("从归档导入知识库", "Import a knowledge base from an archive"),
     "kb_import_file": ("知识库归档（.zhiku.zip）", "KB archive (.zhiku.zip)"),
-    "kb_import_name": ("新知识库名称（留空则用归档中的名称）", "New KB name (empty: the archive's)"),
+    "kb_import_name": ("导入后的名称（留空则用归档中的名称）", "Name after the import (empty: the archive's)"),
     "kb_import_same": ("与归档相同", "As in the archive"),
     "kb_import_overwrite": ("覆盖同名知识库（先删除它）", "Replace a KB of that name (it is deleted first)"),
     "kb_import_button": ("导入", "Import"),

@@ -56,7 +56,7 @@ def test_export_download_and_import_in_the_browser(
     idle(page)
     page.locator("[data-testid='stFileUploader'] input[type=file]").set_input_files(str(archive))
     see(page, archive.name)
-    page.get_by_label("新知识库名称（留空则用归档中的名称）").fill(COPY)
+    page.get_by_label("导入后的名称（留空则用归档中的名称）").fill(COPY)
     idle(page)
     page.get_by_role("button", name="导入").click()  # once: a second import of the name would be refused
     see(page, f"已导入 {COPY}：1 个文件")
