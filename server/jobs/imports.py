@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.db.repository import FileRecord
-from server.documents import Document
 from server.jobs.registry import NewFile
 from server.jobs.staging import JobFolders
 from server.knowledge_base.archive import ChunkEntry, FileEntry, LoadedFile
 from server.knowledge_base.ingest import PreparedFile
+from server.knowledge_base.porter import prepared_from
 
 SIDECAR = "chunks.json"
 
@@ -51,7 +50,5 @@ def load_staged(sidecar: Path) -> StagedImport:
     body = json.loads(sidecar.read_text(encoding="utf-8"))
     entry = FileEntry.model_validate(body["entry"])
     chunks = [ChunkEntry.model_validate(chunk) for chunk in body["chunks"]]
-    record = FileRecord(**entry.model_dump(include=set(FileRecord.__dataclass_fields__)))
-    docs = [Document(page_content=chunk.text, metadata=dict(chunk.metadata)) for chunk in chunks]
     original = sidecar.parent / body["original"] if body["original"] else None
-    return StagedImport(PreparedFile(record, docs, source_path=original), list(entry.tags), entry.enabled)
+    return StagedImport(prepared_from(entry, chunks, original), list(entry.tags), entry.enabled)

@@ -183,7 +183,8 @@ class KbPorter:
     def _write_files(self, kb: KnowledgeBase, writer: ArchiveWriter, with_vectors: bool) -> _Tally:
         store = self._storage.store(kb)
         with self._catalog.session() as session:
-            rows = [(_entry_fields(row), repo.file_vs_ids(session, file_id=row.id)) for row in _files(session, kb)]
+            files = repo.list_files(session, kb_id=kb.id)
+            rows = [(_entry_fields(row), repo.file_vs_ids(session, file_id=row.id)) for row in files]
         tally = _Tally()
         found: dict[str, Vectors] = {}
         for index, (fields, ids) in enumerate(rows):
@@ -307,18 +308,14 @@ class KbPorter:
         return apply
 
     def _prepared(self, one: LoadedFile, model: str, reuse: bool) -> PreparedFile:
-        entry = one.entry
-        if one.original is not None:
-            os.utime(one.original, (entry.mtime, entry.mtime))
-        record = FileRecord(**entry.model_dump(include=set(FileRecord.__dataclass_fields__)))
-        chunks = [Document(page_content=chunk.text, metadata=dict(chunk.metadata)) for chunk in one.chunks]
+        prepared = prepared_from(one.entry, one.chunks, one.original)
         if reuse and one.vectors is not None:
-            vectors = one.vectors
-        elif chunks:
-            vectors = self._embeddings.embed_documents(model, [chunk.page_content for chunk in chunks])
+            prepared.vectors = one.vectors
+        elif prepared.chunks:
+            prepared.vectors = self._embeddings.embed_documents(model, prepared.texts)
         else:
-            vectors = np.zeros((0, self._embeddings.dim(model)), np.float32)
-        return PreparedFile(record, chunks, source_path=one.original, vectors=vectors)
+            prepared.vectors = np.zeros((0, self._embeddings.dim(model)), np.float32)
+        return prepared
 
     def _undo(self, name: str) -> None:
         try:
@@ -329,8 +326,14 @@ class KbPorter:
             raise
 
 
-def _files(session: Session, kb: KnowledgeBase) -> list[KnowledgeFile]:
-    return list(repo.list_files(session, kb_id=kb.id))
+def prepared_from(entry: FileEntry, chunks: Sequence[ChunkEntry], original: Path | None) -> PreparedFile:
+    """An archived file, ready to embed: its registry record, its chunks as archived, its original (given back its
+    modification time). Imports done here and by a job (server/jobs/imports.py) both make files this way."""
+    if original is not None:
+        os.utime(original, (entry.mtime, entry.mtime))
+    record = FileRecord(**entry.model_dump(include=set(FileRecord.__dataclass_fields__)))
+    docs = [Document(page_content=chunk.text, metadata=dict(chunk.metadata)) for chunk in chunks]
+    return PreparedFile(record, docs, source_path=original)
 
 
 def _entry_fields(row: KnowledgeFile) -> dict[str, Any]:
