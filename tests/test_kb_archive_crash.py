@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 IMPORTED = "导入库"
 POINTS = ["create:made", "files:stored", "files:committed", "import:batch"]
-CASES = [("faiss", point) for point in POINTS] + [("pg", "files:committed")]  # a server store: one commit window
+CASES = [("faiss", point) for point in POINTS] + [(vs, "files:committed") for vs in ("pg", "milvus")]  # one window each
 
 
 @pytest.mark.parametrize(("vs_type", "point"), CASES, ids=[f"{vs}-{p}" for vs, p in CASES])
