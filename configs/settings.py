@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from server.embeddings.config import EmbedModelConfig
 from server.errors import ConfigError
+from server.loaders.faq import FaqLimits
 from server.loaders.limits import LoadLimits
 from server.ocr import OcrMode, OcrOptions
 from server.retrieval.modes import Fusion, SearchMode
@@ -73,6 +74,13 @@ class KbSettings(_Section):
     calibrated_scores: bool = Field(
         True, description="scores as calibrated relevance (server/retrieval/calibration.py); off: raw cosine / BM25"
     )
+    direct_answer_threshold: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="KB chat answers with a FAQ's stored answer when its question scores above this (per KB too); "
+        "1 turns direct answers off (docs/faq.md)",
+    )
 
     @field_validator("default_vs_type")
     @classmethod
@@ -107,6 +115,8 @@ class LimitsSettings(_Section):
     max_query_chars: int = Field(1000, gt=0, description="a search query (also KB and file chat questions)")
     max_embed_chars: int = Field(10_000, gt=0, description="one text of /other/embed_texts, /v1/embeddings or a chunk")
     max_embed_total_chars: int = Field(200_000, gt=0, description="all texts of one embedding request")
+    max_faq_entries: int = Field(50_000, gt=0, description="question–answer pairs of one FAQ file")
+    max_faq_answer_chars: int = Field(10_000, gt=0, description="one FAQ answer")
 
     def load_limits(self) -> LoadLimits:
         return LoadLimits(
@@ -119,6 +129,9 @@ class LimitsSettings(_Section):
             max_image_pixels=self.max_image_pixels,
             max_pages=self.max_pages_per_file,
         )
+
+    def faq_limits(self) -> FaqLimits:
+        return FaqLimits(max_entries=self.max_faq_entries, max_answer_chars=self.max_faq_answer_chars)
 
 
 class OcrSettings(_Section):

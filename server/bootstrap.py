@@ -36,6 +36,7 @@ from server.jobs.staging import JOBS_DIR
 from server.jobs.sync import FolderSync, FolderWatcher
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.chunks import ChunkService
+from server.knowledge_base.faq import FaqService
 from server.knowledge_base.files import FileService
 from server.knowledge_base.ingest import FilePreparer, IngestLimits
 from server.knowledge_base.journal import WriteJournal
@@ -113,6 +114,7 @@ class Services:
     audit: AuditLog
     folder_sync: FolderSync
     porter: KbPorter  # KB archives: export, import
+    faq: FaqService  # FAQ files: import, list, edit (their direct answers: server/chat/direct_answers.py)
     _watcher: FolderWatcher | None  # set when the API watches the synced KBs' folders
     warmer: Warmer
     core: KbCore
@@ -286,6 +288,14 @@ def build_services(
         audit=AuditLog(catalog.sessions),
         folder_sync=folder_sync,
         porter=porter,
+        faq=FaqService(
+            catalog,
+            storage,
+            files,
+            limits.faq_limits(),
+            load_limits=limits.load_limits(),
+            max_upload_bytes=settings.max_upload_bytes,
+        ),
         _watcher=watcher,
         warmer=Warmer(catalog, search, settings.kb.warm_up_kbs),
         core=core,

@@ -12,6 +12,7 @@ from configs.settings import LlmModelConfig
 from server.chat.agent.service import AgentService
 from server.chat.agent.tools import standard_tools
 from server.chat.conversations import ConversationStore
+from server.chat.direct_answers import DirectAnswers
 from server.chat.llm_client import LlmClient, make_http_client
 from server.chat.model_service import ModelService
 from server.chat.models import LlmRegistry
@@ -66,6 +67,7 @@ def build_chat(
     chat = ChatService(
         registry=registry, client=client, prompts=prompts, conversations=ConversationStore(catalog.sessions),
         search=search, temp=temp, web=engines, summaries=summaries,
+        direct=DirectAnswers(catalog, settings.kb.direct_answer_threshold),
     )  # fmt: skip
 
     def search_kb(kb: str, query: str) -> list[SearchResult]:

@@ -323,3 +323,8 @@ class ArchiveRefused(InvalidInput):
 
 class ArchiveTooNew(InvalidInput):
     """A KB archive in a format newer than this version of Zhiku reads."""
+
+
+class InvalidFaq(InvalidInput):
+    """A FAQ file or FAQ edit that cannot be read as question–answer pairs (no question or answer column, an empty
+    answer, an entry over the limits); nothing of it is written."""

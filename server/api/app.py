@@ -23,6 +23,7 @@ from server.api.routes import (
     archives,
     audit,
     chat,
+    faq,
     files,
     finetune,
     folder_sync,
@@ -128,6 +129,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         api_keys,
         audit,
         archives,
+        faq,
     ):
         app.include_router(module.router, dependencies=protected, responses=ERROR_RESPONSES)
     app.include_router(openai_compat.router, dependencies=protected)

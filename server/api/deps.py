@@ -21,6 +21,7 @@ from server.finetune.runs import FinetuneRuns
 from server.jobs.service import JobService
 from server.jobs.sync import FolderSync
 from server.knowledge_base.chunks import ChunkService
+from server.knowledge_base.faq import FaqService
 from server.knowledge_base.files import FileService
 from server.knowledge_base.porter import KbPorter
 from server.knowledge_base.rebuild import RebuildService
@@ -109,6 +110,10 @@ def _porter(services: AppServices) -> KbPorter:
     return services.porter
 
 
+def _faq(services: AppServices) -> FaqService:
+    return services.faq
+
+
 def _server_configs(services: AppServices) -> ServerConfigs:
     return services.server_configs
 
@@ -132,6 +137,7 @@ Configs = Annotated[ServerConfigs, Depends(_server_configs)]
 Keys = Annotated[KeyService, Depends(_keys)]
 Audit = Annotated[AuditLog, Depends(_audit)]
 Porter = Annotated[KbPorter, Depends(_porter)]
+Faq = Annotated[FaqService, Depends(_faq)]
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.chat.citations import markdown_citations, numbered_context, plain_sources
 from server.chat.conversations import ChatMessage, ConversationStore
+from server.chat.direct_answers import DirectAnswer, DirectAnswers
 from server.chat.extractive import extractive_answer
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
@@ -36,6 +37,7 @@ NO_LLM_ANSWER = (
     f"No LLM is configured, so this is not a model's answer: below are sentences extracted from the documents "
     f"retrieved for your question. To get answers, {HOW_TO_CONFIGURE}."
 )
+DIRECT_MODEL = "direct_answer"  # the OpenAI route's model name for an answer taken from a FAQ
 NO_MATCHING_SENTENCE = "\n\n（没有与问题相符的句子，请查看出处。）/ No sentence matches the question; see the sources."
 
 
@@ -76,6 +78,7 @@ class ChatService:
         temp: TempKnowledgeStore,
         web: WebSearch,
         summaries: SummaryService,
+        direct: DirectAnswers,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -85,6 +88,7 @@ class ChatService:
         self._temp = temp
         self.web = web
         self._summaries = summaries
+        self._direct = direct
 
     async def knowledge_base_chat(
         self,
@@ -105,9 +109,21 @@ class ChatService:
         if with_summaries:
             retrieve = self._with_summary(kb_names, query, retrieve)
         kind: KbKind = "knowledge_base_chat"
+        self.check_request(kind, options)
+        results = await run_in_threadpool(retrieve)
+        direct = await run_in_threadpool(self._direct.find, kb_names, query, results)
+        if direct is not None:
+            events = _direct_events(direct, markdown_citations([direct.result], links.kb_name, links.base_url))
+            return events if stream else _single(events, "answer")
         return await self.kb_chat(
-            query, kind=kind, retrieve=retrieve, links=links, history=history, options=options, stream=stream
+            query, kind=kind, retrieve=lambda: results, links=links, history=history, options=options, stream=stream
         )
+
+    def check_request(self, kind: KbKind, options: ChatOptions) -> None:
+        """An unknown model or prompt name fails before any work (a direct answer would not notice either)."""
+        if self.registry.names():
+            self.endpoint(options.model_name, options.params)
+        self.prompts.get(kind, options.prompt_name)
 
     async def file_chat(
         self,
@@ -171,17 +187,23 @@ class ChatService:
     async def completion(
         self, messages: list[ChatMessage], options: ChatOptions, kb_names: str | list[str] | None, search: SearchQuery
     ) -> tuple[str, AsyncGenerator[ChatDelta, None]]:
-        """An OpenAI-style completion: the model's name and its answer; over KBs, the answer ends with its sources."""
-        self.registry.require_configured()
+        """An OpenAI-style completion: the model's name and its answer; over KBs, the answer ends with its sources
+        (a FAQ's stored answer needs no model: its "model" is then `direct_answer`)."""
         if kb_names is None:
+            self.registry.require_configured()
             endpoint = self.endpoint(options.model_name, options.params)
             return endpoint.name, await self.start(endpoint, messages, options.params)
         if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
             raise InvalidInput("with knowledge_base_name, the last message must be the user's question")
         query = messages[-1]["content"]
-        retrieve = self._search.retriever(kb_names, replace(search, query=query))
+        self.check_request("knowledge_base_chat", options)
+        results = await run_in_threadpool(self._search.retriever(kb_names, replace(search, query=query)))
+        direct = await run_in_threadpool(self._direct.find, kb_names, query, results)
+        if direct is not None:
+            return DIRECT_MODEL, _with_sources(_one_delta(direct.answer), plain_sources([direct.result]))
+        self.registry.require_configured()
         answer = await self.kb_answer(
-            query, kind="knowledge_base_chat", retrieve=retrieve, history=messages[:-1], options=options
+            query, kind="knowledge_base_chat", retrieve=lambda: results, history=messages[:-1], options=options
         )
         assert answer.deltas is not None and answer.endpoint is not None  # require_configured() passed
         return answer.endpoint.name, _with_sources(answer.deltas, plain_sources(answer.results))
@@ -276,6 +298,23 @@ async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -
         yield ChatDelta(sources, "stop")
     finally:
         await deltas.aclose()
+
+
+async def _one_delta(text: str) -> AsyncGenerator[ChatDelta, None]:
+    yield ChatDelta(text, None)
+
+
+async def _direct_events(direct: DirectAnswer, docs: list[str]) -> AsyncGenerator[Event, None]:
+    """A FAQ's stored answer, then its source; `direct_answer` tells clients no model wrote it."""
+    yield {"answer": direct.answer}
+    source = direct.result.metadata
+    yield {
+        "docs": docs,
+        "direct_answer": {
+            "knowledge_base_name": direct.kb_name, "file_name": source.get("source"), "faq_id": source.get("faq_id"),
+            "question": source.get("question"), "score": direct.result.score, "exact": direct.exact,
+        },
+    }  # fmt: skip
 
 
 async def _pieces(deltas: AsyncGenerator[ChatDelta, None], prefix: str) -> AsyncGenerator[str, None]:

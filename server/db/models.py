@@ -40,6 +40,8 @@ class KnowledgeBase(Base):
     search_mode: Mapped[str] = mapped_column(String(16), default="", nullable=False)  # "" = the global default
     sync_folder: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)  # follow content/ (jobs)
     ocr_mode: Mapped[str] = mapped_column(String(8), default="", nullable=False)  # "" = the global ocr.mode
+    # FAQ hits scoring above it are answered with their stored answer; None = kb.direct_answer_threshold
+    direct_answer_threshold: Mapped[float | None] = mapped_column(Float, nullable=True, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
     files: Mapped[list[KnowledgeFile]] = relationship(

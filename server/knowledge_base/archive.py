@@ -54,6 +54,7 @@ class KbPart(_Strict):
     embed_model: str
     search_mode: str = ""
     ocr_mode: str = ""
+    direct_answer_threshold: float | None = None  # FAQ direct answers; None = the importing server's setting
 
 
 class EmbeddingPart(_Strict):

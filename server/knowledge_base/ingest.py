@@ -20,6 +20,7 @@ from server.errors import DocumentLoadError, FileTooLarge, InvalidInput, ZhikuEr
 from server.knowledge_base.params import ChunkParams
 from server.knowledge_base.paths import validate_upload_name
 from server.loaders import LoadLimits, load_file
+from server.loaders.faq import FAQ_LOADER
 from server.ocr import OcrService, PageOcr
 from server.splitter import SPLITTER_NAME, split_documents
 
@@ -94,12 +95,15 @@ def prepare_file(
 ) -> PreparedFile:
     """Load and split one file (with `ocr`, scans and images are read by OCR); raises a ZhikuError naming the file."""
     loaded = load_file(path, source=file_name, limits=limits.load, ocr=ocr)
-    chunks = split_documents(
-        loaded.docs,
-        chunk_size=params.chunk_size,
-        chunk_overlap=params.chunk_overlap,
-        zh_title_enhance=params.zh_title_enhance,
-    )
+    if loaded.loader == FAQ_LOADER:  # one chunk per phrasing: a question is matched whole, never cut or titled
+        chunks = [Document(doc.page_content, {**doc.metadata, "chunk_index": i}) for i, doc in enumerate(loaded.docs)]
+    else:
+        chunks = split_documents(
+            loaded.docs,
+            chunk_size=params.chunk_size,
+            chunk_overlap=params.chunk_overlap,
+            zh_title_enhance=params.zh_title_enhance,
+        )
     if not chunks:
         raise DocumentLoadError(f"{file_name}: no text could be extracted, so there is nothing to search")
     _check_count(file_name, len(chunks), limits)

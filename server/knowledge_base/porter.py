@@ -214,7 +214,7 @@ class KbPorter:
             format=FORMAT, format_version=FORMAT_VERSION, created_at=datetime.now(UTC).isoformat(),
             kb=KbPart(
                 name=kb.name, info=kb.info, vs_type=kb.vs_type, embed_model=kb.embed_model,
-                search_mode=kb.search_mode, ocr_mode=kb.ocr_mode,
+                search_mode=kb.search_mode, ocr_mode=kb.ocr_mode, direct_answer_threshold=kb.direct_answer_threshold,
             ),
             embedding=self._fingerprint(kb.embed_model), files=tally.files, chunks=tally.chunks,
             vectors=with_vectors, tags=sorted(tally.tags), chunking=sorted(tally.chunking, key=repr),
@@ -260,6 +260,8 @@ class KbPorter:
                 name, vs_type=vs_type, embed_model=model, info=source.info, search_mode=source.search_mode,
                 ocr_mode=source.ocr_mode,
             )  # fmt: skip
+            if source.direct_answer_threshold is not None:
+                self._kbs.set_direct_answer_threshold(name, source.direct_answer_threshold)
             reuse = loaded.manifest.vectors and self._same_model(made.embed_model, loaded.manifest.embedding)
             job_id = defer(name, loaded.files) if defer and not reuse and loaded.files else None
             if job_id is None:

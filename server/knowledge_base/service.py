@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from server.db import repository as repo
 from server.db.models import KnowledgeBase, iso_utc
 from server.embeddings import EmbeddingPool
-from server.errors import FileNotInKnowledgeBase
+from server.errors import FileNotInKnowledgeBase, InvalidInput
 from server.knowledge_base.catalog import KbCatalog
 from server.knowledge_base.lifecycle import KbLifecycle, NewKb
 from server.knowledge_base.params import KbDefaults
@@ -35,6 +35,7 @@ class KbSummary:
     search_mode: str = ""  # "" = the global default (kb.search_mode)
     sync_folder: bool = False  # follows its content folder (server/jobs/sync.py)
     ocr_mode: str = ""  # "" = the global default (ocr.mode)
+    direct_answer_threshold: float | None = None  # None = the global default (kb.direct_answer_threshold)
 
 
 class KnowledgeBaseService:
@@ -106,6 +107,17 @@ class KnowledgeBaseService:
             kb.ocr_mode = ocr_mode
             return kb.ocr_mode
 
+    def set_direct_answer_threshold(self, name: str, threshold: float | None) -> float | None:
+        """Set the score above which KB chat answers with a FAQ's stored answer; None falls back to the setting."""
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise InvalidInput(
+                f"direct_answer_threshold must be within [0, 1] (1 turns direct answers off), got {threshold}"
+            )
+        with self._catalog.session() as session:
+            kb = repo.require_kb(session, name)
+            kb.direct_answer_threshold = threshold
+            return kb.direct_answer_threshold
+
     def update_info(self, name: str, info: str) -> str:
         with self._catalog.session() as session:
             kb = repo.require_kb(session, name)
@@ -125,5 +137,6 @@ def _summary(session: Session, kb: KnowledgeBase) -> KbSummary:
     count = repo.count_files(session, kb_id=kb.id)
     created = iso_utc(kb.created_at)
     return KbSummary(
-        kb.name, kb.info, kb.vs_type, kb.embed_model, count, created, kb.search_mode, kb.sync_folder, kb.ocr_mode
-    )
+        kb.name, kb.info, kb.vs_type, kb.embed_model, count, created, kb.search_mode, kb.sync_folder, kb.ocr_mode,
+        kb.direct_answer_threshold,
+    )  # fmt: skip

@@ -81,7 +81,7 @@ def _without_path(error: ZhikuError, path: Path, name: str) -> ZhikuError:
 
 def _pick_loader(path: Path, name: str) -> FileLoader:
     suffix = path.suffix.lower()
-    found = LOADERS.get(suffix)
+    found = LOADERS.for_name(name if name.lower().endswith(suffix) else path.name)
     if found is not None:
         return found
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))

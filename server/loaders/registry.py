@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.documents import Document
-from server.loaders import html, image, legacy_doc, office, pdf, roff, sheets, text
+from server.loaders import faq, html, image, legacy_doc, office, pdf, roff, sheets, text
 from server.loaders.limits import Budget
 
 LoaderFn = Callable[[Path, str, Budget], list[Document]]
@@ -36,6 +36,14 @@ class LoaderRegistry:
     def get(self, extension: str) -> FileLoader | None:
         return self._by_extension.get(extension.lower())
 
+    def for_name(self, file_name: str) -> FileLoader | None:
+        """The loader of a file name; a compound extension (`.faq.jsonl`) wins over its last part (`.jsonl`)."""
+        lowered = file_name.lower()
+        compound = [ext for ext in self._by_extension if ext.count(".") > 1 and lowered.endswith(ext)]
+        if compound:
+            return self._by_extension[max(compound, key=len)]
+        return self.get(Path(lowered).suffix)
+
     def extensions(self) -> frozenset[str]:
         return frozenset(self._by_extension)
 
@@ -46,6 +54,7 @@ LOADERS = LoaderRegistry(
     FileLoader("CsvLoader", (".csv",), text.load_csv),
     FileLoader("JsonLoader", (".json",), text.load_json),
     FileLoader("JsonLinesLoader", (".jsonl",), text.load_jsonl),
+    FileLoader(faq.FAQ_LOADER, (faq.FAQ_SUFFIX,), faq.load_faq),
     FileLoader("PdfLoader", (".pdf",), pdf.load_pdf),
     FileLoader("ImageOcrLoader", (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"), image.load_image),
     FileLoader("DocxLoader", (".docx",), office.load_docx),
