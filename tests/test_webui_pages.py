@@ -168,15 +168,18 @@ def test_rebuild_follows_the_progress_events(api: FakeApi) -> None:
     assert "向量库重建完成" in texts(app)
 
 
-def test_dialogue_without_model_explains_and_kb_chat_shows_sources(api: FakeApi) -> None:
+def test_dialogue_without_model_explains_and_kb_chat_still_asks_the_api(api: FakeApi) -> None:
+    """No model: KB chat still goes to the API, which answers from the KB (a FAQ's answer, extracted sentences)."""
     app = run_page(api, page="chat")
     assert "尚未配置大模型" in texts(app)
     app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
+    api.direct_answer = {"file_name": "help.faq.jsonl", "score": 0.42}
     app.chat_input[0].set_value("第一段是什么").run()
     assert not app.exception
-    assert ("search_docs", ("第一段是什么", 3, 0.0, "")) in api.calls
-    assert "未配置大模型，无法生成回答" in texts(app)
-    assert "出处（2 条）" in [e.label for e in app.expander]
+    mode, payload = next(args for name, args in api.calls if name == "chat")
+    assert mode == "knowledge_base_chat" and payload["query"] == "第一段是什么"
+    assert "直接回答：来自问答对 help.faq.jsonl（相关度 0.42），未调用模型" in texts(app)
+    assert "出处（1 条）" in [e.label for e in app.expander]
 
 
 def test_dialogue_streams_an_answer_with_sources(api: FakeApi) -> None:
@@ -245,13 +248,8 @@ def test_kb_chat_over_several_kbs_sends_a_list_and_says_each_kb_keeps_its_mode(a
     assert app.multiselect(key="chat_kbs").value == ["样例库"]
     app.multiselect(key="chat_kbs").set_value(["样例库", "英文库"]).run()
     assert "默认：各知识库自己的设置" in app.selectbox(key="chat_search_mode").options
-    app.chat_input[0].set_value("第一段是什么").run()  # no model: the sources alone, from both KBs
+    app.chat_input[0].set_value("问题").run()  # no model: the API answers from both KBs
     assert not app.exception
-    assert ("search_docs", ("第一段是什么", 3, 0.0, "")) in api.calls
-    assert "出处（2 条）" in [e.label for e in app.expander]
-    api.models = ["tiny"]
-    app.run()
-    app.chat_input[0].set_value("问题").run()
     _, payload = next(args for name, args in api.calls if name == "chat")
     assert payload["knowledge_base_name"] == ["样例库", "英文库"] and "search_mode" not in payload
 

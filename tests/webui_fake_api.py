@@ -92,6 +92,7 @@ class FakeApi(ApiClient):
         self.models: list[str] = []
         self.states: dict[str, dict[str, Any]] = {}  # list_running_models: name -> {"state", "progress", ...}
         self.answer = ["你好", "，世界"]
+        self.direct_answer: dict[str, Any] | None = None  # sent with the sources when set
         self.chat_error: ApiError | None = None
         self.jobs: dict[str, Job] = {}  # oldest first, as they were queued
 
@@ -273,7 +274,9 @@ class FakeApi(ApiClient):
             if self.chat_error:
                 raise self.chat_error
         if mode != "chat":
-            yield ChatPiece(docs=("**[1]** [a.md](http://fake-api/download) \n\n第一段",))
+            yield ChatPiece(
+                docs=("**[1]** [a.md](http://fake-api/download) \n\n第一段",), direct_answer=self.direct_answer
+            )
         yield ChatPiece(message_id="m1")
 
     def server_configs(self) -> ServerConfigs:

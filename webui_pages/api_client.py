@@ -361,6 +361,26 @@ class ApiClient:
         report: dict[str, Any] = self._data("POST", "/knowledge_base/import", data=form, files=files)
         return report
 
+    # -- FAQ files and direct answers ------------------------------------------------------------------------
+    def import_faq(self, kb: str, upload: UploadFile, *, file_name: str, override: bool) -> dict[str, Any]:
+        form = {"knowledge_base_name": kb, "file_name": file_name, "override": str(override).lower()}
+        files = {"file": (upload[0], upload[1], "application/octet-stream")}
+        stored: dict[str, Any] = self._data("POST", "/knowledge_base/import_faq", data=form, files=files)
+        return stored
+
+    def list_faq(self, kb: str) -> list[dict[str, Any]]:
+        files: list[dict[str, Any]] = self._data("GET", "/knowledge_base/list_faq", params={"knowledge_base_name": kb})
+        return files
+
+    def update_faq(self, kb: str, file_name: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        payload = {"knowledge_base_name": kb, "file_name": file_name, "entries": entries}
+        stored: dict[str, Any] = self._data("POST", "/knowledge_base/update_faq", json=payload)
+        return stored
+
+    def update_direct_answer_threshold(self, kb: str, threshold: float | None) -> None:
+        payload = {"knowledge_base_name": kb, "direct_answer_threshold": threshold}
+        self._data("POST", "/knowledge_base/update_direct_answer_threshold", json=payload)
+
     # -- API keys and the audit log (the admin's) -------------------------------------------------------------
     def list_keys(self) -> list[dict[str, Any]]:
         keys: list[dict[str, Any]] = self._data("GET", "/api_keys")

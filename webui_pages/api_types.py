@@ -16,6 +16,7 @@ class KbInfo:
     embed_model: str
     file_count: int
     search_mode: str = ""  # "" = the server's global default
+    direct_answer_threshold: float | None = None  # None = the server's kb.direct_answer_threshold
 
     @classmethod
     def from_api(cls, row: dict[str, Any]) -> KbInfo:
@@ -26,6 +27,7 @@ class KbInfo:
             embed_model=str(row.get("embed_model") or ""),
             file_count=int(row.get("file_count") or 0),
             search_mode=str(row.get("search_mode") or ""),
+            direct_answer_threshold=row.get("direct_answer_threshold"),
         )
 
 
@@ -124,14 +126,19 @@ class ChatPiece:
     text: str = ""
     docs: tuple[str, ...] = ()
     message_id: str = ""
+    direct_answer: dict[str, Any] | None = None  # the answer is a FAQ's stored one (no model wrote it)
+    rewritten_query: str = ""  # a follow-up question as it was searched
 
     @classmethod
     def from_api(cls, event: dict[str, Any]) -> ChatPiece:
         docs = event.get("docs") or ()
+        direct = event.get("direct_answer")
         return cls(
             text=str(event.get("text") or event.get("answer") or ""),
             docs=tuple(str(doc) for doc in docs),
             message_id=str(event.get("message_id") or ""),
+            direct_answer=direct if isinstance(direct, dict) else None,
+            rewritten_query=str(event.get("rewritten_query") or ""),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from webui_pages.api_client import ApiError, kb_names
+from webui_pages.api_types import ChatPiece
 from webui_pages.chat_view import ChatMessage, conversation_markdown, render_history, render_sources, source_markdown
 from webui_pages.common import UiContext, error_text, search_mode_picker, shows_errors
 from webui_pages.model_switch import model_switch
@@ -175,7 +176,7 @@ def _answer(ui: UiContext, options: ChatOptions, messages: list[ChatMessage], qu
     reply = ChatMessage("assistant", "")
     with st.chat_message("assistant"):
         try:
-            if options.model:
+            if options.model or options.mode == "knowledge_base_chat":  # no model: the API answers from the KB
                 payload = chat_payload(options, query, history, _conversation_id())
                 st.write_stream(_pieces(ui, options.mode, payload, reply))
             else:
@@ -183,6 +184,8 @@ def _answer(ui: UiContext, options: ChatOptions, messages: list[ChatMessage], qu
         except ApiError as error:
             reply.error = error_text(ui.t, error)
             st.error(reply.error)
+        if reply.notice:
+            st.caption(reply.notice)
         render_sources(ui.t, reply.docs)
     messages.append(reply)
 
@@ -191,9 +194,21 @@ def _pieces(ui: UiContext, mode: str, payload: dict[str, Any], reply: ChatMessag
     for piece in ui.api.chat(MODES[mode], payload):
         reply.docs.extend(piece.docs)
         reply.message_id = piece.message_id or reply.message_id
+        reply.notice = _notice(ui, piece) or reply.notice
         if piece.text:
             reply.content += piece.text  # kept even when the stream breaks off later
             yield piece.text
+
+
+def _notice(ui: UiContext, piece: ChatPiece) -> str:
+    """What the answer's events say about how it was made: a FAQ's stored answer, a rewritten question."""
+    if piece.direct_answer:
+        score = piece.direct_answer.get("score")
+        shown = f"{score:.2f}" if isinstance(score, int | float) else "—"
+        return ui.t("chat_direct_answer", file=piece.direct_answer.get("file_name") or "", score=shown)
+    if piece.rewritten_query:
+        return ui.t("chat_rewritten", query=piece.rewritten_query)
+    return ""
 
 
 def _sources_only(ui: UiContext, options: ChatOptions, query: str, reply: ChatMessage) -> None:

@@ -114,6 +114,46 @@ TEXTS: dict[str, tuple[str, str]] = {
     "section_chunks": ("分块编辑", "Chunks"),
     "section_search": ("检索测试", "Search test"),
     "section_rebuild": ("重建向量库", "Rebuild"),
+    "section_faq": ("问答对", "FAQ"),
+    # FAQ
+    "faq_help": (
+        "问答对（FAQ）：与已存问题相近的提问直接得到存好的答案，不调用大模型。",
+        "FAQ: a question close to a stored one gets the stored answer at once, with no model call.",
+    ),
+    "faq_none": ("这个知识库还没有问答对，请先导入。", "No FAQ in this knowledge base yet: import one."),
+    "faq_file": ("问答文件", "FAQ file"),
+    "faq_direct": ("直接回答的阈值", "When to answer directly"),
+    "faq_direct_inherit": (
+        "使用服务器默认值（kb.direct_answer_threshold）",
+        "Server default (kb.direct_answer_threshold)",
+    ),
+    "faq_direct_threshold": ("相关度高于此值时直接回答", "Answer directly above this relevance"),
+    "faq_direct_threshold_help": (
+        "分数是 0 到 1 的校准相关度；设为 1 则从不直接回答",
+        "Scores are calibrated relevance in [0, 1]; 1 never answers directly",
+    ),
+    "faq_direct_save": ("保存阈值", "Save threshold"),
+    "faq_import": ("导入问答对", "Import FAQ pairs"),
+    "faq_import_file": (
+        "CSV / XLSX（列：问题、相似问题、答案）或 JSON / JSONL",
+        "CSV / XLSX (columns: question, similar questions, answer) or JSON / JSONL",
+    ),
+    "faq_import_as": ("保存为（留空则按上传文件命名）", "Store as (empty: named after the upload)"),
+    "faq_import_override": ("替换同名问答文件", "Replace a FAQ file of that name"),
+    "faq_import_button": ("导入", "Import"),
+    "faq_imported": (
+        "已导入 {file}：{entries} 条问答，{questions} 个问法",
+        "Imported {file}: {entries} entries, {questions} phrasings",
+    ),
+    "faq_entries": (
+        "{entries} 条问答，{questions} 个问法；同一问题的多个问法用 | 分隔",
+        "{entries} entries, {questions} phrasings; separate a question's phrasings with |",
+    ),
+    "faq_col_id": ("编号", "Id"),
+    "faq_col_questions": ("问题（多个问法用 | 分隔）", "Questions (phrasings separated by |)"),
+    "faq_col_answer": ("答案", "Answer"),
+    "faq_save": ("保存问答对", "Save FAQ"),
+    "faq_saved": ("{file} 已保存：{entries} 条问答", "Saved {file}: {entries} entries"),
     # files
     "sort_by": ("排序", "Sort by"),
     "sort_file_name": ("文件名", "File name"),
@@ -315,6 +355,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "OpenAI-compatible URL), set default_llm, then start with `python startup.py`. Knowledge base chat "
         "still shows the sources it finds.",
     ),
+    "chat_direct_answer": (
+        "直接回答：来自问答对 {file}（相关度 {score}），未调用模型",
+        "Direct answer: stored in the FAQ {file} (relevance {score}); no model was asked",
+    ),
+    "chat_rewritten": ("检索时使用的问题：{query}", "Searched as: {query}"),
     "no_model_answer": (
         "（未配置大模型，无法生成回答；以下是检索到的出处。）",
         "(No model is configured, so there is no answer; here are the sources found.)",

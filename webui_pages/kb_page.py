@@ -18,6 +18,7 @@ from webui_pages.common import (
 )
 from webui_pages.kb_archive import render_export, render_import
 from webui_pages.kb_chunks import render_chunks
+from webui_pages.kb_faq import render_faq
 from webui_pages.kb_files import render_files
 from webui_pages.kb_jobs import render_jobs
 from webui_pages.kb_search import render_rebuild, render_search
@@ -34,6 +35,7 @@ SECTIONS: dict[str, Callable[[UiContext, KbInfo], None]] = {
     "chunks": render_chunks,
     "search": render_search,
     "rebuild": render_rebuild,
+    "faq": render_faq,
 }
 
 
