@@ -182,3 +182,18 @@ def test_faq_survives_a_rebuild_and_an_archive(kb: TestClient) -> None:
     assert rebuilt.status_code == 200
     details = kb.get("/knowledge_base/list_file_details", params={"knowledge_base_name": KB}).json()["data"]
     assert details["files"][0]["loader"] == "FaqLoader" and details["files"][0]["chunk_count"] == 4
+
+
+def test_the_bench_faq_set_is_consistent() -> None:
+    from pathlib import Path
+
+    from server.loaders.faq import read_stored
+
+    data = Path(__file__).resolve().parents[1] / "bench" / "data" / "faq"
+    entries = read_stored(data / "faq.jsonl", "faq.jsonl")
+    queries = [json.loads(line) for line in (data / "queries.jsonl").read_text("utf-8").splitlines() if line]
+    ids = {entry.id for entry in entries}
+    stored = {question for entry in entries for question in entry.questions}
+    assert len(entries) == 40 and len(queries) >= 110
+    assert all(query["faq_id"] is None or query["faq_id"] in ids for query in queries)
+    assert not any(query["query"] in stored for query in queries)  # paraphrases, not copies
