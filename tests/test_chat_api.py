@@ -11,7 +11,7 @@ from conftest import make_settings
 from fastapi.testclient import TestClient
 
 from server.api.app import create_app
-from server.chat.service import NO_LLM_ANSWER
+from server.chat.events import NO_LLM_ANSWER
 
 KB = "手册"
 GUIDE = "安装方法：运行 make start 即可。然后打开浏览器访问接口文档。".encode()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import LiveServer, make_settings
 
-from server.chat.service import NO_LLM_ANSWER
+from server.chat.events import NO_LLM_ANSWER
 
 KB = "chatchat_kb"
 FOLDER_KB = "copied_kb"

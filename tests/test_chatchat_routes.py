@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from http_stub import StubHandler, serving
 
 from server.api.app import create_app
-from server.chat.service import NO_LLM_ANSWER
+from server.chat.events import NO_LLM_ANSWER
 
 SEARXNG = {
     "query": "知库",

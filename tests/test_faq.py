@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from test_chat_api import events
 
-from server.chat.service import NO_LLM_ANSWER
+from server.chat.events import NO_LLM_ANSWER
 
 KB = "faq"
 CSV = (

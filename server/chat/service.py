@@ -10,33 +10,38 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal
 
 from starlette.concurrency import run_in_threadpool
 
 from server.chat.citations import markdown_citations, numbered_context, plain_sources
 from server.chat.conversations import ChatMessage, ConversationStore
-from server.chat.direct_answers import DirectAnswer, DirectAnswers
+from server.chat.direct_answers import DirectAnswers
+from server.chat.events import (
+    Event,
+    answer_events,
+    direct_events,
+    one_delta,
+    pieces,
+    saver,
+    single,
+    text_events,
+    with_sources,
+)
 from server.chat.extractive import extractive_answer
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
-from server.chat.models import HOW_TO_CONFIGURE, LlmEndpoint, LlmRegistry
+from server.chat.models import LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
 from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.chat.web_search import WebSearch
-from server.errors import InvalidInput, ZhikuError
+from server.errors import InvalidInput
 from server.knowledge_base.search import SearchQuery, SearchResult, SearchService
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
 KbKind = Literal["knowledge_base_chat", "file_chat", "search_engine_chat"]
 
-NO_LLM_ANSWER = (
-    "（未配置大语言模型，这不是模型的回答：下面是从检索到的文档中摘录的句子。）\n"
-    f"No LLM is configured, so this is not a model's answer: below are sentences extracted from the documents "
-    f"retrieved for your question. To get answers, {HOW_TO_CONFIGURE}."
-)
 DIRECT_MODEL = "direct_answer"  # the OpenAI route's model name for an answer taken from a FAQ
 NO_MATCHING_SENTENCE = "\n\n（没有与问题相符的句子，请查看出处。）/ No sentence matches the question; see the sources."
 
@@ -113,8 +118,8 @@ class ChatService:
         results = await run_in_threadpool(retrieve)
         direct = await run_in_threadpool(self._direct.find, kb_names, query, results)
         if direct is not None:
-            events = _direct_events(direct, markdown_citations([direct.result], links.kb_name, links.base_url))
-            return events if stream else _single(events, "answer")
+            events = direct_events(direct, markdown_citations([direct.result], links.kb_name, links.base_url))
+            return events if stream else single(events, "answer")
         return await self.kb_chat(
             query, kind=kind, retrieve=lambda: results, links=links, history=history, options=options, stream=stream
         )
@@ -182,7 +187,7 @@ class ChatService:
         endpoint = self.endpoint(options.model_name, options.params)
         prompt = self.prompts.render("completion", options.prompt_name, input=query)
         deltas = await self.start(endpoint, [{"role": "user", "content": prompt}], options.params)
-        return _pieces(deltas, query if echo else "")
+        return pieces(deltas, query if echo else "")
 
     async def completion(
         self, messages: list[ChatMessage], options: ChatOptions, kb_names: str | list[str] | None, search: SearchQuery
@@ -200,13 +205,13 @@ class ChatService:
         results = await run_in_threadpool(self._search.retriever(kb_names, replace(search, query=query)))
         direct = await run_in_threadpool(self._direct.find, kb_names, query, results)
         if direct is not None:
-            return DIRECT_MODEL, _with_sources(_one_delta(direct.answer), plain_sources([direct.result]))
+            return DIRECT_MODEL, with_sources(one_delta(direct.answer), plain_sources([direct.result]))
         self.registry.require_configured()
         answer = await self.kb_answer(
             query, kind="knowledge_base_chat", retrieve=lambda: results, history=messages[:-1], options=options
         )
         assert answer.deltas is not None and answer.endpoint is not None  # require_configured() passed
-        return answer.endpoint.name, _with_sources(answer.deltas, plain_sources(answer.results))
+        return answer.endpoint.name, with_sources(answer.deltas, plain_sources(answer.results))
 
     async def feedback(self, message_id: str, score: int, reason: str) -> None:
         await run_in_threadpool(self.conversations.feedback, message_id, score, reason)
@@ -244,8 +249,8 @@ class ChatService:
         deltas = await self.start(endpoint, messages, options.params)
         ids = {"message_id": uuid.uuid4().hex, "conversation_id": conversation_id or uuid.uuid4().hex}
         meta = {"model_name": endpoint.name, "prompt_name": options.prompt_name}
-        save = _saver(self.conversations, ids, query, meta)
-        return _text_events(deltas, ids, save) if stream else _single(_text_events(deltas, ids, save), "text")
+        save = saver(self.conversations, ids, query, meta)
+        return text_events(deltas, ids, save) if stream else single(text_events(deltas, ids, save), "text")
 
     async def kb_answer(
         self,
@@ -287,79 +292,8 @@ class ChatService:
         """Events {"answer": piece}… then {"docs": [citations]}; one {"answer", "docs"} when not streaming."""
         answer = await self.kb_answer(query, kind=kind, retrieve=retrieve, history=history, options=options)
         docs = markdown_citations(answer.results, links.kb_name, links.base_url)
-        events = _answer_events(answer.deltas, docs, _extracted(query, answer))
-        return events if stream else _single(events, "answer")
-
-
-async def _with_sources(deltas: AsyncGenerator[ChatDelta, None], sources: str) -> AsyncGenerator[ChatDelta, None]:
-    try:
-        async for delta in deltas:
-            yield ChatDelta(delta.text, None, delta.usage)
-        yield ChatDelta(sources, "stop")
-    finally:
-        await deltas.aclose()
-
-
-async def _one_delta(text: str) -> AsyncGenerator[ChatDelta, None]:
-    yield ChatDelta(text, None)
-
-
-async def _direct_events(direct: DirectAnswer, docs: list[str]) -> AsyncGenerator[Event, None]:
-    """A FAQ's stored answer, then its source; `direct_answer` tells clients no model wrote it."""
-    yield {"answer": direct.answer}
-    source = direct.result.metadata
-    yield {
-        "docs": docs,
-        "direct_answer": {
-            "knowledge_base_name": direct.kb_name, "file_name": source.get("source"), "faq_id": source.get("faq_id"),
-            "question": source.get("question"), "score": direct.result.score, "exact": direct.exact,
-        },
-    }  # fmt: skip
-
-
-async def _pieces(deltas: AsyncGenerator[ChatDelta, None], prefix: str) -> AsyncGenerator[str, None]:
-    try:
-        if prefix:
-            yield prefix
-        async for delta in deltas:
-            if delta.text:
-                yield delta.text
-    finally:
-        await deltas.aclose()
-
-
-def _saver(store: ConversationStore, ids: dict[str, str], query: str, meta: dict[str, Any]) -> Callable[[str], None]:
-    def save(response: str) -> None:
-        try:
-            store.save_message(
-                message_id=ids["message_id"],
-                conversation_id=ids["conversation_id"],
-                chat_type="llm_chat",
-                query=query,
-                response=response,
-                meta=meta,
-            )
-        except ZhikuError as error:
-            log.error("could not save message %s: %s", ids["message_id"], error.message)
-
-    return save
-
-
-async def _text_events(
-    deltas: AsyncGenerator[ChatDelta, None], ids: dict[str, str], save: Callable[[str], None]
-) -> AsyncGenerator[Event, None]:
-    parts: list[str] = []
-    try:
-        async for delta in deltas:
-            if delta.text:
-                parts.append(delta.text)
-                yield {"text": delta.text, **ids}
-    except ZhikuError as error:
-        log.warning("answer stopped: %s", error.message)
-        yield {"code": error.status_code, "msg": error.message, **ids}
-    finally:
-        await deltas.aclose()
-        save("".join(parts))  # also when the client went away: the partial answer is what it saw
+        events = answer_events(answer.deltas, docs, _extracted(query, answer))
+        return events if stream else single(events, "answer")
 
 
 def _extracted(query: str, answer: KbAnswer) -> str:
@@ -368,37 +302,3 @@ def _extracted(query: str, answer: KbAnswer) -> str:
         return ""
     sentences = extractive_answer(query, answer.results)
     return f"\n\n{sentences}" if sentences else NO_MATCHING_SENTENCE
-
-
-async def _answer_events(
-    deltas: AsyncGenerator[ChatDelta, None] | None, docs: list[str], extracted: str = ""
-) -> AsyncGenerator[Event, None]:
-    if deltas is None:
-        yield {"answer": NO_LLM_ANSWER}  # its own event: clients can tell the label from the extracted text
-        yield {"answer": extracted}
-    else:
-        try:
-            async for delta in deltas:
-                if delta.text:
-                    yield {"answer": delta.text}
-        except ZhikuError as error:
-            log.warning("answer stopped: %s", error.message)
-            yield {"code": error.status_code, "msg": error.message}
-        finally:
-            await deltas.aclose()
-    yield {"docs": docs}
-
-
-async def _single(events: AsyncGenerator[Event, None], text_key: str) -> AsyncGenerator[Event, None]:
-    """All events merged into one: the text pieces joined, the other fields kept (an error wins)."""
-    merged: Event = {text_key: ""}
-    try:
-        async for event in events:
-            if "code" in event:
-                merged = {key: value for key, value in event.items() if key != text_key}
-                break
-            merged[text_key] += event.pop(text_key, "")
-            merged.update(event)
-    finally:
-        await events.aclose()
-    yield merged
