@@ -74,6 +74,11 @@ class KbSettings(_Section):
     calibrated_scores: bool = Field(
         True, description="scores as calibrated relevance (server/retrieval/calibration.py); off: raw cosine / BM25"
     )
+    rewrite_followups: bool = Field(
+        True,
+        description="KB chat with a history and a chat model: the model first rewrites a follow-up question into one "
+        "that stands alone, which is searched (docs/chat.md)",
+    )
     direct_answer_threshold: float = Field(
         0.35,
         ge=0.0,

@@ -17,6 +17,7 @@ from server.chat.llm_client import LlmClient, make_http_client
 from server.chat.model_service import ModelService
 from server.chat.models import LlmRegistry
 from server.chat.prompts import PromptTemplates, load_prompt_templates
+from server.chat.rewrite import QueryRewriter
 from server.chat.service import ChatService
 from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
@@ -68,6 +69,8 @@ def build_chat(
         registry=registry, client=client, prompts=prompts, conversations=ConversationStore(catalog.sessions),
         search=search, temp=temp, web=engines, summaries=summaries,
         direct=DirectAnswers(catalog, settings.kb.direct_answer_threshold),
+        rewriter=QueryRewriter(client, prompts, max_chars=settings.limits.max_query_chars),
+        rewrite_followups=settings.kb.rewrite_followups,
     )  # fmt: skip
 
     def search_kb(kb: str, query: str) -> list[SearchResult]:

@@ -18,6 +18,7 @@ from server.chat.direct_answers import DirectAnswers
 from server.chat.llm_client import ChatParams, LlmClient, parse_event
 from server.chat.models import LlmRegistry, mask_url
 from server.chat.prompts import PLACEHOLDERS, PromptTemplates, load_prompt_templates
+from server.chat.rewrite import QueryRewriter
 from server.chat.service import ChatOptions, ChatService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.errors import (
@@ -175,7 +176,8 @@ async def test_history_and_prompt_reach_the_model(services: Services) -> None:
     prompts = load_prompt_templates(PROMPT_TEMPLATES_FILE)
     service = ChatService(registry=registry(), client=client, prompts=prompts, conversations=store,
                           search=services.search, temp=services.temp_knowledge, web=services.chat.web,
-                          summaries=services.summaries, direct=DirectAnswers(services.catalog, 0.35))  # fmt: skip
+                          summaries=services.summaries, direct=DirectAnswers(services.catalog, 0.35),
+                          rewriter=QueryRewriter(client, prompts, max_chars=1000))  # fmt: skip
     options = ChatOptions("cloud", ChatParams(0.1, 5), "en")
     events = await service.llm_chat("q1", conversation_id="c", history_len=-1, history=[], options=options, stream=True)
     assert [event["text"] async for event in events] == ["ok"]

@@ -7,6 +7,7 @@ citations, temporary files, the remote-endpoint path), never the content.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -96,6 +97,28 @@ def test_kb_chat_cites_its_sources(api: tuple[str, Settings]) -> None:
     assert f"({url}/knowledge_base/download_doc?knowledge_base_name=%E6%89%8B%E5%86%8C&file_name=" in docs[0]
     whole = post_events(url, "/chat/knowledge_base_chat", {**body, "stream": False})
     assert len(whole) == 1 and set(whole[0]) == {"answer", "docs"} and whole[0]["answer"]
+
+
+def test_kb_chat_has_the_model_rewrite_a_follow_up_before_searching(
+    api: tuple[str, Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The random model's rewrite is nonsense (often nothing at temperature 0: then the question is searched as
+    asked), but the real worker is asked for it first, and a rewrite that came back is what the events show."""
+    url, _ = api
+    history = [{"role": "user", "content": "配置文件在哪里"}, {"role": "assistant", "content": "在 configs 目录。"}]
+    body = {"query": "那它能覆盖吗", "knowledge_base_name": KB, "history": history, "max_tokens": 8, "top_k": 2}
+    with caplog.at_level(logging.DEBUG, logger="server.chat.rewrite"):
+        events = post_events(url, "/chat/knowledge_base_chat", body)
+    asked = [record.getMessage() for record in caplog.records if record.name == "server.chat.rewrite"]
+    assert len(asked) == 1 and "那它能覆盖吗" in asked[0] and len(events[-1]["docs"]) == 2
+    rewritten = events[-1].get("rewritten_query")
+    assert rewritten is None or (rewritten != body["query"] and "\n" not in rewritten)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="server.chat.rewrite"):
+        plain = post_events(url, "/chat/knowledge_base_chat", {**body, "rewrite_query": False})
+        alone = post_events(url, "/chat/knowledge_base_chat", {**body, "history": []})  # nothing to resolve
+    assert "rewritten_query" not in plain[-1] and "rewritten_query" not in alone[-1]
+    assert not [record for record in caplog.records if record.name == "server.chat.rewrite"]
 
 
 def test_file_chat(api: tuple[str, Settings]) -> None:

@@ -132,6 +132,10 @@ class AnswerEventOut(BaseModel):
 
     answer: str | None = None
     docs: list[str] | None = Field(None, description="Markdown citations, in the last event")
+    rewritten_query: str | None = Field(None, description="KB chat: the follow-up as it was searched, when rewritten")
+    direct_answer: dict[str, Any] | None = Field(
+        None, description="KB chat: the answer is a FAQ's stored one (file_name, faq_id, question, score, exact)"
+    )
     code: int | None = Field(None, description="set when the answer stopped with an error")
     msg: str | None = None
 

@@ -37,12 +37,13 @@ async def one_delta(text: str) -> AsyncGenerator[ChatDelta, None]:
     yield ChatDelta(text, None)
 
 
-async def direct_events(direct: DirectAnswer, docs: list[str]) -> AsyncGenerator[Event, None]:
+async def direct_events(direct: DirectAnswer, docs: list[str], notes: Event) -> AsyncGenerator[Event, None]:
     """A FAQ's stored answer, then its source; `direct_answer` tells clients no model wrote it."""
     yield {"answer": direct.answer}
     source = direct.result.metadata
     yield {
         "docs": docs,
+        **notes,
         "direct_answer": {
             "knowledge_base_name": direct.kb_name, "file_name": source.get("source"), "faq_id": source.get("faq_id"),
             "question": source.get("question"), "score": direct.result.score, "exact": direct.exact,
@@ -96,8 +97,9 @@ async def text_events(
 
 
 async def answer_events(
-    deltas: AsyncGenerator[ChatDelta, None] | None, docs: list[str], extracted: str = ""
+    deltas: AsyncGenerator[ChatDelta, None] | None, docs: list[str], extracted: str = "", notes: Event | None = None
 ) -> AsyncGenerator[Event, None]:
+    """The answer's pieces, then {"docs": [...], **notes} (`notes`: how it was found, e.g. the rewritten query)."""
     if deltas is None:
         yield {"answer": NO_LLM_ANSWER}  # its own event: clients can tell the label from the extracted text
         yield {"answer": extracted}
@@ -111,7 +113,7 @@ async def answer_events(
             yield {"code": error.status_code, "msg": error.message}
         finally:
             await deltas.aclose()
-    yield {"docs": docs}
+    yield {"docs": docs, **(notes or {})}
 
 
 async def single(events: AsyncGenerator[Event, None], text_key: str) -> AsyncGenerator[Event, None]:

@@ -20,6 +20,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "agent_chat": frozenset({"input"}),
     "summary_map": frozenset({"text", "description"}),
     "summary_reduce": frozenset({"text", "description"}),
+    "rewrite": frozenset({"history", "question"}),
 }
 """The prompt types and the placeholders each may use."""
 

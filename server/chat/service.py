@@ -32,6 +32,7 @@ from server.chat.extractive import extractive_answer
 from server.chat.llm_client import ChatDelta, ChatParams, LlmClient, started
 from server.chat.models import LlmEndpoint, LlmRegistry
 from server.chat.prompts import PromptTemplates
+from server.chat.rewrite import QueryRewriter
 from server.chat.summaries import SummaryService
 from server.chat.temp_knowledge import TempKnowledgeStore
 from server.chat.web_search import WebSearch
@@ -51,6 +52,7 @@ class ChatOptions:
     model_name: str | None = None
     params: ChatParams = field(default_factory=ChatParams)
     prompt_name: str = "default"
+    rewrite: bool | None = None  # KB chat: rewrite a follow-up before searching it; None: the setting
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ChatService:
         web: WebSearch,
         summaries: SummaryService,
         direct: DirectAnswers,
+        rewriter: QueryRewriter,
+        rewrite_followups: bool = True,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -94,6 +98,8 @@ class ChatService:
         self.web = web
         self._summaries = summaries
         self._direct = direct
+        self._rewriter = rewriter
+        self._rewrite_followups = rewrite_followups
 
     async def knowledge_base_chat(
         self,
@@ -110,19 +116,32 @@ class ChatService:
         """Answer from one KB or several (fused); citations link to download_doc at `base_url` (the API's
         address). `with_summaries`: the file summary closest to the question comes first (one KB only)."""
         links = Links(kb_names if isinstance(kb_names, str) else None, base_url)
-        retrieve = self._search.retriever(kb_names, search)
-        if with_summaries:
-            retrieve = self._with_summary(kb_names, query, retrieve)
         kind: KbKind = "knowledge_base_chat"
         self.check_request(kind, options)
+        searched = await self.standalone(query, history, options)
+        retrieve = self._search.retriever(kb_names, replace(search, query=searched))
+        if with_summaries:
+            retrieve = self._with_summary(kb_names, searched, retrieve)
         results = await run_in_threadpool(retrieve)
-        direct = await run_in_threadpool(self._direct.find, kb_names, query, results)
+        notes = {"rewritten_query": searched} if searched != query else {}
+        direct = await run_in_threadpool(self._direct.find, kb_names, searched, results)
         if direct is not None:
-            events = direct_events(direct, markdown_citations([direct.result], links.kb_name, links.base_url))
+            docs = markdown_citations([direct.result], links.kb_name, links.base_url)
+            events = direct_events(direct, docs, notes)
             return events if stream else single(events, "answer")
         return await self.kb_chat(
-            query, kind=kind, retrieve=lambda: results, links=links, history=history, options=options, stream=stream
-        )
+            query, kind=kind, retrieve=lambda: results, links=links, history=history, options=options, stream=stream,
+            notes=notes,
+        )  # fmt: skip
+
+    async def standalone(self, query: str, history: Sequence[ChatMessage], options: ChatOptions) -> str:
+        """The question to search: a follow-up rewritten by the chat model when there is history and a model (and
+        rewriting is on), else the question as asked."""
+        wanted = self._rewrite_followups if options.rewrite is None else options.rewrite
+        if not (wanted and history and self.registry.names()):
+            return query
+        endpoint = self.endpoint(options.model_name, options.params)
+        return await self._rewriter.rewrite(endpoint, history, query, options.prompt_name)
 
     def check_request(self, kind: KbKind, options: ChatOptions) -> None:
         """An unknown model or prompt name fails before any work (a direct answer would not notice either)."""
@@ -202,8 +221,9 @@ class ChatService:
             raise InvalidInput("with knowledge_base_name, the last message must be the user's question")
         query = messages[-1]["content"]
         self.check_request("knowledge_base_chat", options)
-        results = await run_in_threadpool(self._search.retriever(kb_names, replace(search, query=query)))
-        direct = await run_in_threadpool(self._direct.find, kb_names, query, results)
+        searched = await self.standalone(query, messages[:-1], options)
+        results = await run_in_threadpool(self._search.retriever(kb_names, replace(search, query=searched)))
+        direct = await run_in_threadpool(self._direct.find, kb_names, searched, results)
         if direct is not None:
             return DIRECT_MODEL, with_sources(one_delta(direct.answer), plain_sources([direct.result]))
         self.registry.require_configured()
@@ -288,11 +308,12 @@ class ChatService:
         history: list[ChatMessage],
         options: ChatOptions,
         stream: bool,
+        notes: Event | None = None,
     ) -> AsyncIterator[Event]:
-        """Events {"answer": piece}… then {"docs": [citations]}; one {"answer", "docs"} when not streaming."""
+        """Events {"answer": piece}… then {"docs": [citations], **notes}; one event when not streaming."""
         answer = await self.kb_answer(query, kind=kind, retrieve=retrieve, history=history, options=options)
         docs = markdown_citations(answer.results, links.kb_name, links.base_url)
-        events = answer_events(answer.deltas, docs, _extracted(query, answer))
+        events = answer_events(answer.deltas, docs, _extracted(query, answer), notes)
         return events if stream else single(events, "answer")
 
 

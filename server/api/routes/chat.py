@@ -8,6 +8,8 @@ with the matching HTTP status, never an event stream.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import Field
@@ -35,6 +37,11 @@ class KbChatBody(ModelFields, SearchFields):
     filter: SearchFilter | None = Field(None, description=FILTER_HELP)
     with_summaries: bool = Field(
         False, description="also answer from the closest file summary (kb_summary_api): for whole-document questions"
+    )
+    rewrite_query: bool | None = Field(
+        None,
+        description="with a history and a chat model, search the follow-up rewritten as a standalone question "
+        "(shown as rewritten_query with the docs); null: kb.rewrite_followups",
     )
 
 
@@ -89,7 +96,7 @@ async def knowledge_base_chat(chat: Chat, body: KbChatBody, request: Request) ->
         body.knowledge_base_name,
         search,
         history=body.history_messages(),
-        options=body.options(),
+        options=replace(body.options(), rewrite=body.rewrite_query),
         stream=body.stream,
         base_url=str(request.base_url),
         with_summaries=body.with_summaries,
