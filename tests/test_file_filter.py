@@ -191,10 +191,17 @@ def test_web_ui_shows_and_splits_tags() -> None:
     assert columns["Tags"] == ["manual, 2024"] and columns["Enabled"] == ["—"]
 
 
-def test_tags_with_a_background_upload_are_refused_clearly(kb: TestClient) -> None:
-    form = {"knowledge_base_name": "kb", "tags": "a", "background": "true"}
+def test_a_background_upload_gives_its_files_their_tags(kb: TestClient) -> None:
+    from conftest import wait_job_ended
+
+    form = {"knowledge_base_name": "kb", "tags": "pumps, 2024", "background": "true"}
     response = kb.post("/knowledge_base/upload_docs", data=form, files=[("files", ("z.md", b"pump", "text/plain"))])
-    assert response.status_code == 422 and "update_file_tags" in response.text, response.text
+    assert response.status_code == 202, response.text
+    assert wait_job_ended(kb, response.json()["data"]["job_id"])["state"] == "done"
+    body = {"knowledge_base_name": "kb", "query": "pump", "top_k": 5, "filter": {"tags_all": ["pumps", "2024"]}}
+    assert [hit["metadata"]["source"] for hit in kb.post("/knowledge_base/search_docs", json=body).json()] == ["z.md"]
+    bad = kb.post("/knowledge_base/upload_docs", data={**form, "tags": "x" * 200}, files=[("files", ("y.md", b"y"))])
+    assert bad.status_code == 422
 
 
 def test_tags_and_enabled_survive_a_rebuild(kb: TestClient) -> None:

@@ -334,3 +334,17 @@ def test_a_1000_file_job_lists_one_page_of_files_failures_first(api: FakeApi) ->
 def test_no_jobs_yet(api: FakeApi) -> None:
     app = jobs_section(api, lang="en")
     assert "No jobs yet" in texts(app)
+
+
+def test_upload_tags_and_chat_tag_filter_reach_the_api(api: FakeApi) -> None:
+    from webui_pages.kb_upload import UploadParams, send_batches
+
+    send_batches(api, "样例库", [[("t.md", b"x")]], UploadParams(250, 50, False, False, tags=("手册", "2024")))
+    assert api.last_upload_params["tags"] == ("手册", "2024")
+    api.models = ["tiny"]
+    app = run_page(api, page="chat")
+    app.radio(key="chat_mode").set_value("knowledge_base_chat").run()
+    app.text_input(key="chat_tags").set_value("手册, 2024").run()
+    app.chat_input[0].set_value("问题").run()
+    _, payload = next(args for name, args in api.calls if name == "chat")
+    assert payload["filter"] == {"tags_any": ["手册", "2024"]}

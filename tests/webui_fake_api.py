@@ -93,6 +93,7 @@ class FakeApi(ApiClient):
         self.states: dict[str, dict[str, Any]] = {}  # list_running_models: name -> {"state", "progress", ...}
         self.answer = ["你好", "，世界"]
         self.direct_answer: dict[str, Any] | None = None  # sent with the sources when set
+        self.last_upload_params: dict[str, Any] = {}
         self.chat_error: ApiError | None = None
         self.jobs: dict[str, Job] = {}  # oldest first, as they were queued
 
@@ -149,6 +150,7 @@ class FakeApi(ApiClient):
     def upload_docs_in_background(self, kb: str, files: Sequence[UploadFile], **params: Any) -> Job:
         """The fake's workers are instant: a blank file fails to parse, every other file is done."""
         self._check("upload_docs_in_background", [name for name, _ in files])
+        self.last_upload_params = params
         rows = [
             job_file(name, "failed", "no text could be extracted") if not data.strip() else job_file(name)
             for name, data in files

@@ -192,11 +192,14 @@ class ApiClient:
         zh_title_enhance: bool,
         override: bool = False,
         ocr: str = "",
+        tags: Sequence[str] = (),
     ) -> Job:
         """Send files to be ingested by the API's workers; answers at once with the queued job.
 
         The whole request is refused (ApiError) when one file is: a bad name, a name sent twice, too many bytes."""
         form = {**_upload_form(kb, chunk_size, chunk_overlap, zh_title_enhance, override, ocr), "background": "true"}
+        if tags:
+            form["tags"] = json.dumps(list(tags), ensure_ascii=False)
         parts = [("files", (name, content)) for name, content in files]
         return Job.from_api(self._data("POST", "/knowledge_base/upload_docs", data=form, files=parts))
 

@@ -13,6 +13,7 @@ from webui_pages.api_client import ApiError, kb_names
 from webui_pages.api_types import ChatPiece
 from webui_pages.chat_view import ChatMessage, conversation_markdown, render_history, render_sources, source_markdown
 from webui_pages.common import UiContext, error_text, search_mode_picker, shows_errors
+from webui_pages.kb_files import split_tags
 from webui_pages.model_switch import model_switch
 
 # mode (= prompt template type) → chat route
@@ -32,6 +33,7 @@ class ChatOptions:
     score_threshold: float = 0.0
     search_mode: str = ""  # "" = the KB's own default
     knowledge_id: str = ""
+    tags: tuple[str, ...] = ()  # KB chat: only files with any of these tags answer
 
 
 def history_payload(messages: list[ChatMessage], history_len: int) -> list[dict[str, str]]:
@@ -60,6 +62,8 @@ def chat_payload(
         payload["knowledge_base_name"] = kb_names(options.kbs)
         if options.search_mode:
             payload["search_mode"] = options.search_mode
+        if options.tags:
+            payload["filter"] = {"tags_any": list(options.tags)}
     if options.mode == "file_chat":
         payload["knowledge_id"] = options.knowledge_id
     return payload
@@ -149,7 +153,9 @@ def _kb_options(ui: UiContext) -> dict[str, Any]:
     kbs = tuple(str(name) for name in st.multiselect(ui.t("chat_kb"), names, default=names[:1], key="chat_kbs"))
     own = {modes[name] for name in kbs}
     inherited = own.pop() if len(own) == 1 else "each"  # with no mode sent, each KB searches its own way
-    return {"kbs": kbs, "search_mode": search_mode_picker(ui, inherited=inherited, key="chat_search_mode")}
+    mode = search_mode_picker(ui, inherited=inherited, key="chat_search_mode")
+    tags = tuple(split_tags(st.text_input(ui.t("search_tags"), key="chat_tags")))
+    return {"kbs": kbs, "search_mode": mode, "tags": tags}
 
 
 def _temp_files(ui: UiContext) -> str:

@@ -181,6 +181,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Only files with any of these tags (comma-separated, optional)",
     ),
     "col_enabled": ("启用", "Enabled"),
+    "upload_tags": ("给这些文件加标签（逗号分隔，可留空）", "Tags for these files (comma-separated, optional)"),
     "files_tags": ("选中文件的标签（逗号分隔）", "Tags of the selected files (comma-separated)"),
     "files_set_tags": ("设置标签", "Set tags"),
     "files_tags_set": ("已为 {n} 个文件设置标签", "Tags set on {n} files"),

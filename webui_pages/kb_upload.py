@@ -11,6 +11,7 @@ from webui_pages.api_client import ApiClient, ApiError, UploadFile
 from webui_pages.api_types import KbInfo
 from webui_pages.common import UiContext, flash, show_section_next_run
 from webui_pages.i18n import Translator
+from webui_pages.kb_files import split_tags
 
 # A background request only stages the bytes (the API's workers parse later), so a request's cost is its bytes,
 # not its files: one request, and so one job, takes as many files as fit. The file cap stays well under the
@@ -30,6 +31,7 @@ class UploadParams:
     zh_title_enhance: bool
     override: bool
     ocr: str = ""  # auto, always, never; "": the KB's own mode
+    tags: tuple[str, ...] = ()  # given to every uploaded file
 
 
 @dataclass
@@ -94,6 +96,7 @@ def _send(api: ApiClient, kb: str, group: Sequence[UploadFile], params: UploadPa
             zh_title_enhance=params.zh_title_enhance,
             override=params.override,
             ocr=params.ocr,
+            tags=params.tags,
         )
     except ApiError as error:
         if error.status not in _PER_FILE_REFUSALS:
@@ -134,6 +137,7 @@ def render_upload(ui: UiContext, kb: KbInfo) -> None:
         overlap = overlap_col.number_input(t("chunk_overlap"), min_value=0, max_value=100000, value=d.chunk_overlap)
         title = st.checkbox(t("zh_title_enhance"), value=d.zh_title_enhance)
         ocr = st.selectbox(t("ocr_mode"), OCR_CHOICES, format_func=lambda mode: t(f"ocr_{mode or 'kb'}"))
+        tags = st.text_input(t("upload_tags"), key=f"upload_tags_{kb.name}")
         override = st.checkbox(t("override"), value=False)
         submitted = st.form_submit_button(t("upload_button"), type="primary")
     if not submitted:
@@ -144,7 +148,9 @@ def render_upload(ui: UiContext, kb: KbInfo) -> None:
     if overlap >= chunk_size:
         st.warning(t("overlap_too_big"))
         return
-    params = UploadParams(int(chunk_size), int(overlap), bool(title), bool(override), str(ocr or ""))
+    params = UploadParams(
+        int(chunk_size), int(overlap), bool(title), bool(override), str(ocr or ""), tuple(split_tags(tags))
+    )
     report = _send_with_progress(ui, kb.name, [(f.name, f.getvalue()) for f in files], params)
     kind, message = report_message(t, report)
     flash(message, kind)

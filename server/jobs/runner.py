@@ -153,10 +153,13 @@ class IngestRunner:
         def done(session: Session, written: Sequence[PreparedFile]) -> None:
             counts = {by_name[p.record.file_name].id: len(p.chunks) for p in written}
             self._registry.mark_done(session, claim, counts)
+            tags = claim.options.get("tags")
             for p in written:
                 if p.record.file_name in settings:  # an imported file keeps its tags and enabled state
                     staged = settings[p.record.file_name]
                     self._parts.catalog.set_file_settings(session, kb, p.record.file_name, staged.tags, staged.enabled)
+                elif isinstance(tags, list):  # an upload's tags, in the transaction that registers the file
+                    self._parts.catalog.set_file_tags(session, kb, p.record.file_name, tags)
 
         staged = claim.kind in ("upload", "import")
         replace = claim.kind != "import" and (claim.kind != "upload" or bool(claim.options.get("override")))

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from server.db.models import utcnow
-from server.errors import FileNotInKnowledgeBase, InvalidFilter, InvalidInput, JobNotFound, QueueUnavailable
+from server.errors import FileNotInKnowledgeBase, InvalidInput, JobNotFound, QueueUnavailable
 from server.jobs.imports import stage_import
 from server.jobs.queue import JobQueue
 from server.jobs.registry import JobRegistry, NewFile, job_not_found
@@ -25,6 +25,7 @@ from server.jobs.states import JOB_ENDED, FileState, JobState
 from server.jobs.views import JobView, job_view
 from server.knowledge_base.archive import LoadedFile
 from server.knowledge_base.catalog import KbCatalog
+from server.knowledge_base.file_filter import checked_tags
 from server.knowledge_base.files import UploadOptions
 from server.knowledge_base.ingest import file_sha256
 from server.knowledge_base.lease import WriterLease
@@ -69,8 +70,7 @@ class JobService:
         kb = self._catalog.require(kb_name)
         if options.docs:
             raise InvalidInput("docs (chunks written by hand) cannot go with background=true; send them without it")
-        if options.tags is not None:  # a job records chunking only; its files get their tags once registered
-            raise InvalidFilter("tags cannot go with background=true; set them with update_file_tags after the job")
+        tags = checked_tags(options.tags) if options.tags is not None else None
         params = for_kb(self._defaults.chunk_params(options.chunking), kb.ocr_mode)
         job_id = uuid.uuid4().hex
         try:
@@ -79,7 +79,7 @@ class JobService:
         except BaseException:
             self._folders.drop(job_id)
             raise
-        return self._submit(job_id, kb_name, "upload", params, files, override=options.override)
+        return self._submit(job_id, kb_name, "upload", params, files, override=options.override, tags=tags)
 
     def submit_folder_files(
         self, kb_name: str, file_names: Sequence[str], chunking: Chunking | None = None, *, kind: str = "update"
@@ -108,11 +108,21 @@ class JobService:
         return self._submit(job_id, kb_name, "import", params, staged, override=False)
 
     def _submit(
-        self, job_id: str, kb_name: str, kind: str, params: ChunkParams, files: list[NewFile], *, override: bool
+        self,
+        job_id: str,
+        kb_name: str,
+        kind: str,
+        params: ChunkParams,
+        files: list[NewFile],
+        *,
+        override: bool,
+        tags: list[str] | None = None,
     ) -> JobView:
         if not files:
             raise InvalidInput("no files to ingest: send at least one")
-        options = {"chunking": asdict(params), "override": override}
+        options: dict[str, object] = {"chunking": asdict(params), "override": override}
+        if tags is not None:  # given to each file as it is registered (None: a replaced file keeps its own)
+            options["tags"] = tags
         self._registry.create(job_id, kb_name, kind, options, files)
         try:
             self._queue.enqueue(job_id, self._registry.queued_files(job_id), self._options.batch_files)

@@ -101,6 +101,12 @@ class KbCatalog:
         if row is not None:
             row.tags, row.enabled = list(tags), enabled
 
+    def set_file_tags(self, session: Session, kb: KnowledgeBase, file_name: str, tags: list[str]) -> None:
+        """In the caller's transaction (the one registering the file)."""
+        row = repo.get_file(session, kb_id=kb.id, file_name=file_name)
+        if row is not None:
+            row.tags = list(tags)
+
     def clear(self) -> None:
         """Empty every registry table (files and vectors stay where they are)."""
         clear_tables(self.engine)
