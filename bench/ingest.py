@@ -104,6 +104,9 @@ class TimedEmbedder:
     def embed_query(self, text: str) -> Vectors:
         return self.inner.embed_query(text)
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self.inner.embed_queries(texts)
+
 
 def measure(args: argparse.Namespace, settings: Settings) -> None:
     services, timers = services_with_wrapped_embedders(settings, TimedEmbedder)

@@ -74,6 +74,9 @@ class KbSettings(_Section):
     calibrated_scores: bool = Field(
         True, description="scores as calibrated relevance (server/retrieval/calibration.py); off: raw cosine / BM25"
     )
+    query_batch: int = Field(
+        32, ge=1, le=1024, description="queries of concurrent searches embedded in one call, at most (1: one at a time)"
+    )
     rewrite_followups: bool = Field(
         True,
         description="KB chat with a history and a chat model: the model first rewrites a follow-up question into one "

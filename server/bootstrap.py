@@ -229,7 +229,9 @@ def build_services(
     """Every service, wired on one KbCore. A `separate_worker` (server.job_worker) writes only KBs whose store
     other processes may write too."""
     limits = settings.limits
-    embeddings = embeddings or EmbeddingPool(settings.embed_models, limits=embed_limits(settings))
+    embeddings = embeddings or EmbeddingPool(
+        settings.embed_models, limits=embed_limits(settings), query_batch=settings.kb.query_batch
+    )
     core = build_kb_core(settings, embeddings)
     catalog, storage, keywords = core.catalog, core.storage, core.keywords
     ingest_limits = IngestLimits(limits.load_limits(), limits.max_chunks_per_file, limits.max_embed_chars)

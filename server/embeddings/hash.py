@@ -63,6 +63,9 @@ class HashEmbedder:
     def embed_query(self, text: str) -> Vectors:
         return self._embed(text)
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_documents(texts)
+
     def _embed(self, text: str) -> Vectors:
         hashes = np.fromiter((_feature_hash(f) for f in features(text)), dtype=np.uint64)
         vector = np.zeros(self._dim, dtype=np.float32)

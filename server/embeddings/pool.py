@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.embeddings.base import Embedder, Vectors
+from server.embeddings.batcher import QueryBatcher
 from server.embeddings.config import EmbedModelConfig
 from server.embeddings.factory import create_embedder
 from server.errors import FileTooLarge, UnknownEmbeddingModel
@@ -31,6 +32,7 @@ class EmbeddingPool:
 
     Embedders are created on first `get` (creation is cheap; models load on first use). Query vectors are
     cached per (model, text) so a repeated question skips the model; `query_cache_size=0` turns that off.
+    Queries of concurrent searches are embedded together, up to `query_batch` per call (1: one at a time).
     `factory` exists for tests and extensions.
     """
 
@@ -41,6 +43,7 @@ class EmbeddingPool:
         query_cache_size: int = 2048,
         factory: EmbedderFactory = create_embedder,
         limits: EmbedLimits | None = None,
+        query_batch: int = 32,
     ) -> None:
         if query_cache_size < 0:
             raise ValueError(f"query_cache_size must be >= 0, got {query_cache_size}")
@@ -52,6 +55,10 @@ class EmbeddingPool:
         self._cache_size = query_cache_size
         self._cache_lock = threading.Lock()
         self._limits = limits
+        if query_batch < 1:
+            raise ValueError(f"query_batch must be at least 1, got {query_batch}")
+        self._query_batch = query_batch
+        self._batchers: dict[str, QueryBatcher] = {}
 
     def names(self) -> list[str]:
         return sorted(self._configs)
@@ -69,7 +76,10 @@ class EmbeddingPool:
             )
         with self._create_lock:
             if name not in self._embedders:
-                self._embedders[name] = self._factory(name, config)
+                created = self._factory(name, config)
+                parallel = config.query_parallelism()
+                self._batchers[name] = QueryBatcher(created.embed_queries, self._query_batch, parallel=parallel)
+                self._embedders[name] = created
             return self._embedders[name]
 
     def embed_documents(self, name: str, texts: Sequence[str]) -> Vectors:
@@ -84,7 +94,8 @@ class EmbeddingPool:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached.copy()
-        vector = embedder.embed_query(text)
+        # Concurrent searches share one batched call; one at a time, the embedder's own single-query path.
+        vector = self._batchers[name].embed(text) if self._query_batch > 1 else embedder.embed_query(text)
         if self._cache_size:
             with self._cache_lock:
                 self._cache[key] = vector.copy()

@@ -133,6 +133,11 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> Vectors:
         return self._encode([self.query_prefix + text])[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return empty(self.dim)
+        return self._encode([self.query_prefix + text for text in texts])
+
     def _encode(self, texts: list[str]) -> Vectors:
         with self._lock:
             return self._load().encode(texts)
