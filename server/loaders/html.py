@@ -59,15 +59,31 @@ _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "
 
 def html_to_text(markup: str | bytes) -> tuple[str, str]:
     """Convert HTML to Markdown-ish text; return (text, title)."""
-    from bs4 import BeautifulSoup
+    import lxml.html
+    from lxml import etree
 
-    soup = BeautifulSoup(markup, "lxml")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup.find_all(_DROP):
-        tag.decompose()
+    if isinstance(markup, bytes):
+        markup = decode_bytes(markup, _declared_charset(markup))
+    if not markup.strip():
+        return "", ""
+    # Encoded again, since lxml refuses text that carries an encoding declaration; the parser is told it is UTF-8.
+    parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+    try:
+        root = lxml.html.document_fromstring(markup.encode("utf-8", "replace"), parser=parser)
+    except etree.ParserError:  # nothing but comments or white space
+        return "", ""
+    title_tag = root.find(".//title")
+    title = _joined(title_tag) if title_tag is not None else ""
+    for tag in list(root.iter(etree.ProcessingInstruction, *_DROP)):
+        tag.drop_tree()  # keeps the text that follows it
     lines: list[str] = []
-    _Walker(lines).walk(soup)
+    _Walker(lines).element(root)
     return clean_text("\n".join(lines)), title
+
+
+def _joined(tag: Any) -> str:
+    """The element's text, its pieces joined by spaces and runs of white space made one."""
+    return " ".join(" ".join(tag.itertext()).split())
 
 
 def load_html(path: Path, source: str, budget: Budget) -> list[Document]:
@@ -143,13 +159,13 @@ def _declared_charset(data: bytes) -> str | None:
 def _table_cells(table: Any) -> list[list[str]]:
     """The rows of a table (not of tables nested in it), a cell spanning columns repeated in each of them."""
     rows = []
-    for row in table.find_all("tr"):
-        if row.find_parent("table") is not table:
+    for row in table.iter("tr"):
+        if next(row.iterancestors("table"), None) is not table:
             continue
         cells: list[str] = []
-        for cell in row.find_all(["td", "th"], recursive=False):
-            text = " ".join(cell.get_text(" ").split())
-            cells.extend([text] * _span(cell.get("colspan")))
+        for cell in row:
+            if cell.tag in ("td", "th"):
+                cells.extend([_joined(cell)] * _span(cell.get("colspan")))
         rows.append(cells)
     return rows
 
@@ -168,42 +184,40 @@ class _Walker:
         self.lines = lines
         self.buffer: list[str] = []
 
-    def walk(self, node: Any) -> None:
-        from bs4 import NavigableString, Tag
+    def children(self, tag: Any) -> None:
+        if tag.text:
+            self.buffer.append(tag.text)
+        for child in tag:
+            self.element(child)
+            if child.tail:
+                self.buffer.append(child.tail)
 
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # skips comments, doctypes, CDATA, processing instructions
-                    self.buffer.append(str(child))
-            elif isinstance(child, Tag):
-                self._element(child)
-
-    def _element(self, tag: Any) -> None:
-        name = tag.name
+    def element(self, tag: Any) -> None:
+        name = tag.tag if isinstance(tag.tag, str) else ""
         if name in _HEADINGS:
             self.flush()
-            heading = " ".join(tag.get_text(" ").split())
+            heading = _joined(tag)
             if heading:
                 self.lines.append(f"{'#' * _HEADINGS[name]} {heading}")
         elif name == "br":
             self.flush()
         elif name == "pre":
             self.flush()
-            self.lines.append(tag.get_text().strip("\n"))
+            self.lines.append("".join(tag.itertext()).strip("\n"))
         elif name == "table":
             self.flush()
             self.lines.extend(["", *markdown_table(_table_cells(tag)), ""])
         elif name == "li":
             self.flush()
             self.buffer.append("- ")
-            self.walk(tag)
+            self.children(tag)
             self.flush()
         elif name in _BLOCKS:
             self.flush()
-            self.walk(tag)
+            self.children(tag)
             self.flush()
         else:
-            self.walk(tag)
+            self.children(tag)
 
     def flush(self) -> None:
         line = _SPACES.sub(" ", "".join(self.buffer)).strip()
