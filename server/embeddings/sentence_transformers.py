@@ -121,6 +121,11 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
+        # Once loaded, the model is never replaced: reading it needs no lock, so a search asking for the KB's
+        # dimension does not wait behind a document batch that holds the lock for seconds.
+        model = self._model
+        if model is not None:
+            return model.dim
         with self._lock:
             return self._load().dim
 
