@@ -261,6 +261,15 @@ def test_corrupt_office_files_name_no_server_path(client: TestClient) -> None:
         assert_clean(upload(client, (name, b"PK\x03\x04 not really a zip")), 422, name)
 
 
+def test_html_nested_past_the_parser_depth_is_refused_not_cut_short(client: TestClient) -> None:
+    deep = b"<html><body>" + b"<div>" * 100_000 + "深".encode() + b"</div>" * 100_000 + b"<p>after</p></body></html>"
+    started = time.perf_counter()
+    assert_clean(upload(client, ("deep.html", deep)), 422, "deep.html", "nested too deeply")
+    assert time.perf_counter() - started < 20
+    shallow = b"<html><body>" + b"<div>" * 200 + "浅".encode() + b"</div>" * 200 + b"</body></html>"
+    assert upload(client, ("shallow.html", shallow)).status_code == 200
+
+
 def test_bodies_are_cut_off_while_they_stream_and_refused_without_the_key(tmp_path: Path) -> None:
     """At the ASGI level, counting what the app reads of a body that has no Content-Length."""
     import asyncio

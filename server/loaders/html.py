@@ -57,8 +57,8 @@ _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 _CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5": "big5hkscs"}
 
 
-def html_to_text(markup: str | bytes) -> tuple[str, str]:
-    """Convert HTML to Markdown-ish text; return (text, title)."""
+def html_to_text(markup: str | bytes, source: str) -> tuple[str, str]:
+    """Convert HTML to Markdown-ish text; return (text, title). `source` names the file in errors."""
     import lxml.html
     from lxml import etree
 
@@ -72,6 +72,9 @@ def html_to_text(markup: str | bytes) -> tuple[str, str]:
         root = lxml.html.document_fromstring(markup.encode("utf-8", "replace"), parser=parser)
     except etree.ParserError:  # nothing but comments or white space
         return "", ""
+    if any(error.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for error in parser.error_log):
+        # libxml2 stops at 256 levels and drops the rest of the page: refuse it rather than index a part.
+        raise DocumentLoadError(f"{source}: elements nested too deeply to parse; simplify or re-save it")
     title_tag = root.find(".//title")
     title = _joined(title_tag) if title_tag is not None else ""
     for tag in list(root.iter(etree.ProcessingInstruction, *_DROP)):
@@ -90,7 +93,7 @@ def load_html(path: Path, source: str, budget: Budget) -> list[Document]:
     data = path.read_bytes()
     ensure_text(data, source)
     budget.check_text(len(data) // 4)  # at most 4 bytes a character: this many at least
-    text, title = html_to_text(decode_bytes(data, _declared_charset(data)))
+    text, title = html_to_text(data, source)  # decoded there, by its declared charset or detection
     if not text:
         return []
     metadata: dict[str, Any] = {"format": "markdown"}
@@ -112,7 +115,7 @@ def load_epub(path: Path, source: str, budget: Budget) -> list[Document]:
     docs = []
     for number, content in enumerate(chapters, start=1):
         budget.tick()
-        text, title = html_to_text(content)
+        text, title = html_to_text(content, source)
         if text:
             metadata: dict[str, Any] = {"page": number, "format": "markdown"}
             title = _first_heading(text) or title
